@@ -1,0 +1,3 @@
+"""kwx: an agent that trades Kalshi's daily-high temperature bracket markets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Pure domain rules: climate day, brackets and tickers, prices. No I/O."""
