@@ -1,0 +1,1 @@
+"""Benchmarks behind `kwx bench NAME`; each returns figures printed as one JSON line."""

@@ -1,0 +1,264 @@
+"""The `kwx` command line: one Typer app with a sub-app per area."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kwx.config import get_settings
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="kwx: trade Kalshi's daily-high temperature brackets.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line last.")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def cities() -> None:
+    """The bundled city registry: series, settlement station, time zone."""
+    from kwx.domain.climate_day import standard_offset
+    from kwx.registry import default_registry
+
+    table = Table(title="KXHIGH cities")
+    for col in (
+        "key",
+        "name",
+        "series",
+        "legacy",
+        "station",
+        "CLI",
+        "time zone",
+        "LST offset",
+        "lat",
+        "lon",
+        "verification",
+    ):
+        table.add_column(col)
+    for city in default_registry():
+        hours = standard_offset(city.timezone).total_seconds() / 3600
+        table.add_row(
+            city.key,
+            city.name,
+            city.series,
+            city.legacy_prefix,
+            city.station_icao,
+            city.cli_product,
+            city.timezone,
+            f"UTC{hours:+.0f}",
+            f"{city.lat:.4f}",
+            f"{city.lon:.4f}",
+            city.verification,
+        )
+    console.print(table)
+
+
+@app.command("config")
+def show_config() -> None:
+    """The settings in force (secrets masked)."""
+    table = Table(title="kwx settings")
+    table.add_column("setting")
+    table.add_column("value")
+    for name, value in get_settings().describe().items():
+        table.add_row(name, value)
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schemas to the latest version."""
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, server_info
+
+    try:
+        migrate.upgrade()
+        info = server_info()
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"database at {info.location} ({'embedded' if info.embedded else 'external'})"
+        f" is at revision {migrate.current_revision()}"
+    )
+
+
+@db_app.command("status")
+def db_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Where the server is, the schema revision, and row counts per table."""
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect, server_info
+    from kwx.store.status import table_row_counts
+
+    try:
+        info = server_info()
+        with connect() as conn:
+            counts = table_row_counts(conn)
+        revision = migrate.current_revision()
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "server": info.location,
+                    "embedded": info.embedded,
+                    "database": info.database,
+                    "revision": revision,
+                    "tables": counts,
+                }
+            )
+        )
+        return
+    console.print(f"server:   {info.location} ({'embedded' if info.embedded else 'external'})")
+    console.print(
+        f"database: {info.database}   revision: {revision or '(none: run kwx db upgrade)'}"
+        f"   head: {migrate.head_revision()}"
+    )
+    table = Table(title="rows per table")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL server (it is left running between commands)."""
+    from kwx.store.engine import stop_embedded_server
+
+    console.print("stopped" if stop_embedded_server() else "no embedded server was running")
+
+
+@app.command("import")
+def import_files(
+    from_files: Annotated[
+        Path,
+        typer.Option(
+            "--from-files", help="Directory laid out like ../shared/data (searched recursively)."
+        ),
+    ],
+    force: Annotated[bool, typer.Option(help="Re-import files already imported.")] = False,
+) -> None:
+    """Bulk-import markets, trades, candles, books, settlements, forecasts and ERA5."""
+    from kwx.ingest.file_import import FileOutcome, import_directory
+    from kwx.ingest.normalize import ImportContext
+    from kwx.registry import default_registry
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    settings = get_settings()
+    if not from_files.is_dir():
+        raise _fail(f"{from_files} is not a directory")
+    try:
+        migrate.upgrade()
+        ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
+        with (
+            connect() as conn,
+            Progress(
+                TextColumn("[bold]import[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+                transient=False,
+            ) as progress,
+        ):
+            task = progress.add_task("", total=None)
+
+            def planned(n: int) -> None:
+                progress.update(task, total=n)
+
+            def done(outcome: FileOutcome) -> None:
+                progress.update(
+                    task,
+                    advance=1,
+                    description=f"{outcome.path.name}: {outcome.status} {outcome.rows_read:,} rows",
+                )
+
+            summary = import_directory(
+                conn,
+                from_files.resolve(),
+                ctx,
+                force=force,
+                on_file=done,
+                on_plan=planned,
+                connection_factory=connect,
+            )
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title="import summary")
+    for col in ("status", "files", "rows read", "rows stored"):
+        table.add_column(col, justify="right" if col != "status" else "left")
+    for status in ("imported", "unchanged", "skipped", "failed"):
+        group = summary.by_status(status)
+        table.add_row(
+            status,
+            str(len(group)),
+            f"{sum(o.rows_read for o in group):,}",
+            f"{sum(o.rows_stored for o in group):,}",
+        )
+    console.print(table)
+    console.print(
+        f"markets inferred from tickers: {summary.markets_inferred:,}; "
+        f"candles built from trades: {summary.candles_built:,} "
+        f"({summary.candle_seconds:.1f} s)"
+    )
+    for error in summary.inference_errors:
+        err.print(f"[yellow]warning[/] {error}")
+    for outcome in summary.by_status("skipped"):
+        console.print(f"[dim]skipped {outcome.path}: {outcome.message}[/]")
+    for outcome in summary.failed:
+        err.print(f"[bold red]failed[/] {outcome.message}")
+    if summary.failed:
+        err.print(
+            f"{len(summary.failed)} file(s) failed; nothing of them was written "
+            "(see meta.bad_input). The other files were imported."
+        )
+
+
+@bench_app.command("import")
+def bench_import(
+    data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(
+        "../shared/data"
+    ),
+    runs: Annotated[int, typer.Option(min=1, help="Repetitions; medians are reported.")] = 3,
+) -> None:
+    """Import every trade in DATA_DIR into a scratch database and build the candles."""
+    from kwx.bench.import_bench import run_import_benchmark
+
+    figures = run_import_benchmark(data_dir, runs=runs, console=err)
+    print(json.dumps(figures))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Settings read from the environment and `.env`.
+
+Secrets are `SecretStr` so that no repr, log line or traceback shows them; code that needs the
+value calls `.get_secret_value()` at the last moment.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import StrEnum
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KalshiEnv(StrEnum):
+    PROD = "prod"
+    DEMO = "demo"
+
+
+class TradeMode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+def default_data_dir() -> Path:
+    """Where kwx keeps its embedded database and caches when nothing else is configured."""
+    return Path(platformdirs.user_data_dir("kwx", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every knob kwx reads from outside. Unknown KWX_* variables are ignored, not fatal."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    kwx_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user:pass@host/db). Unset: embedded server.",
+    )
+    kwx_data_dir: Path = Field(default_factory=default_data_dir)
+
+    vc_api_key: SecretStr | None = None
+    kalshi_api_key_id: SecretStr | None = None
+    kalshi_private_key_path: Path | None = None
+    kalshi_env: KalshiEnv = KalshiEnv.PROD
+    trade_mode: TradeMode = TradeMode.PAPER
+    nws_user_agent: str = "kwx (contact: set NWS_USER_AGENT)"
+    mc_paths: int = Field(default=4000, ge=100, le=1_000_000)
+
+    # Fees (Kalshi schedule, §9 of the reference): the series' fee_type is read at run time.
+    fee_taker_rate: float = Field(default=0.07, ge=0.0, le=1.0)
+    fee_maker_rate: float = Field(default=0.0175, ge=0.0, le=1.0)
+
+    # Import: naive timestamps in top-of-book logs are in this zone (checked against the
+    # 10:00 ET market open: the first snapshot of each event day lands at 07:00 Pacific).
+    top_of_book_timezone: str = "America/Los_Angeles"
+
+    @field_validator("kwx_database_url", "vc_api_key", "kalshi_api_key_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty variable in .env means "not set", not "the empty secret"."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.kwx_data_dir / "pgdata"
+
+    def describe(self) -> dict[str, str]:
+        """A printable summary with every secret masked."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "**********"
+            elif value is None:
+                out[name] = "(unset)"
+            else:
+                out[name] = str(value)
+        return out
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

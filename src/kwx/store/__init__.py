@@ -1,0 +1,1 @@
+"""The PostgreSQL store: embedded or external server, migrations, bulk COPY, queries."""

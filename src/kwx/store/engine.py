@@ -1,0 +1,144 @@
+"""Find or start the PostgreSQL server kwx uses, and hand out connections to it.
+
+With KWX_DATABASE_URL unset kwx runs an embedded PostgreSQL (the `pgserver` package) in the
+user data directory. The server is left running when a process exits so the next `kwx`
+command reuses it at once instead of paying a start-up each time; `kwx db stop` stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import psycopg
+
+from kwx.config import Settings, get_settings
+
+EMBEDDED_DB_NAME = "kwx"
+MIN_SERVER_VERSION = 140000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or is not usable (wrong version, not migrated)."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Where the data lives, for `kwx db status`; never carries a password."""
+
+    embedded: bool
+    location: str
+    database: str
+
+
+def _with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, safe to print."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@functools.cache
+def _embedded_server_url(pgdata: Path) -> str:
+    """Start (or attach to) the embedded server and make sure the kwx database exists."""
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pgserver
+
+        server = pgserver.get_server(pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+    admin_url: str = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB_NAME,)
+        ).fetchone()
+        if exists is None:
+            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+    return _with_database(admin_url, EMBEDDED_DB_NAME)
+
+
+def stop_embedded_server(settings: Settings | None = None) -> bool:
+    """Stop the embedded server if it runs; True if there was one to stop."""
+    import subprocess
+
+    settings = settings or get_settings()
+    pgdata = settings.pgdata_dir
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
+    subprocess.run(
+        [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"], check=False, capture_output=True
+    )
+    _embedded_server_url.cache_clear()
+    return True
+
+
+def database_url(settings: Settings | None = None) -> str:
+    """The libpq URL of the kwx database (contains the password if configured: never log it)."""
+    settings = settings or get_settings()
+    if settings.kwx_database_url is not None:
+        url = settings.kwx_database_url.get_secret_value()
+        if url.startswith("postgresql+psycopg://"):
+            url = "postgresql://" + url.removeprefix("postgresql+psycopg://")
+        return url
+    return _embedded_server_url(settings.pgdata_dir)
+
+
+def server_info(settings: Settings | None = None) -> ServerInfo:
+    settings = settings or get_settings()
+    url = database_url(settings)
+    parts = urlsplit(url)
+    host = parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[0]
+    return ServerInfo(
+        embedded=settings.kwx_database_url is None,
+        location=str(settings.pgdata_dir)
+        if settings.kwx_database_url is None
+        else redact_url(url)
+        if host
+        else url,
+        database=parts.path.lstrip("/"),
+    )
+
+
+def sqlalchemy_url(settings: Settings | None = None) -> str:
+    """The same database as a SQLAlchemy URL (psycopg 3 driver), for Alembic."""
+    url = database_url(settings)
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@contextlib.contextmanager
+def connect(
+    settings: Settings | None = None, *, autocommit: bool = False
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A psycopg connection with the session settings kwx relies on."""
+    try:
+        conn = psycopg.connect(database_url(settings), autocommit=autocommit)
+    except psycopg.OperationalError as exc:
+        raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+    with conn:
+        if conn.info.server_version < MIN_SERVER_VERSION:
+            raise StoreError(
+                f"PostgreSQL {conn.info.server_version} is too old; kwx needs 14 or newer"
+            )
+        # Durable enough for bulk imports: a crash can lose the last commits but never corrupts.
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("SET TIME ZONE 'UTC'")
+        if not autocommit:
+            conn.commit()
+        yield conn

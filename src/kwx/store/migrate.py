@@ -1,0 +1,41 @@
+"""Run Alembic migrations programmatically, so users never need an alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+
+from kwx.config import Settings
+from kwx.store.engine import sqlalchemy_url
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(settings: Settings | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", sqlalchemy_url(settings).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(settings), revision)
+
+
+def head_revision() -> str | None:
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return script.get_current_head()
+
+
+def current_revision(settings: Settings | None = None) -> str | None:
+    engine = create_engine(sqlalchemy_url(settings), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
