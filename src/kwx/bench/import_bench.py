@@ -62,7 +62,12 @@ def _one_run(data_dir: Path, settings: Settings) -> dict[str, float]:
             raise FileNotFoundError(f"no trade files under {trade_dir}")
         started = time.perf_counter()
         summary = import_directory(
-            conn, trade_dir, ctx, workers=2, connection_factory=lambda: connect(scratch)
+            conn,
+            trade_dir,
+            ctx,
+            workers=2,
+            derive=False,
+            connection_factory=lambda: connect(scratch),
         )
         trade_s = time.perf_counter() - started
         rows = sum(o.rows_stored for o in summary.outcomes if o.kind is FileKind.TRADES)

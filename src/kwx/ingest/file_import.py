@@ -281,8 +281,13 @@ def import_directory(
     on_plan: Callable[[int], None] | None = None,
     connection_factory: ConnectionFactory | None = None,
     workers: int = 2,
+    derive: bool = True,
 ) -> ImportSummary:
-    """Import every recognised file under root; trades in parallel when a factory is given."""
+    """Import every recognised file under root; trades in parallel when a factory is given.
+
+    With derive (the default), new trades are followed by the data derived from them:
+    markets inferred from tickers and the trade-built candles.
+    """
     known, skipped = plan(root)
     summary = ImportSummary(outcomes=list(skipped))
     for outcome in skipped:
@@ -313,7 +318,7 @@ def import_directory(
         if on_file is not None:
             on_file(outcome)
     new_trades = any(o.kind is FileKind.TRADES and o.status == "imported" for o in summary.outcomes)
-    if new_trades or force:
+    if derive and (new_trades or force):
         summary.markets_inferred, summary.inference_errors = infer_missing_markets(conn, ctx)
         started = time.perf_counter()
         with conn.transaction():

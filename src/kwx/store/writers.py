@@ -94,7 +94,7 @@ TRADES = Writer(
     SELECT trade_id, ticker, created_time, count_fp, yes_price, no_price, taker_side,
            is_block_trade
     FROM {stage}
-    ON CONFLICT (trade_id) DO NOTHING
+    ON CONFLICT (ticker, created_time, trade_id) DO NOTHING
     """,
     direct_copy=True,
 )

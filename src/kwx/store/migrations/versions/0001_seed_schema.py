@@ -73,17 +73,20 @@ CREATE INDEX markets_event ON kalshi.markets (event_ticker);
 CREATE INDEX markets_series_date ON kalshi.markets (series_ticker, climate_date);
 
 -- ---------------------------------------------------------------- md: market data
+-- A print's ticker and time are fixed properties of its trade_id, so (ticker, created_time,
+-- trade_id) is as unique as trade_id alone; as the one index it also serves every "trades of
+-- this market by time" read, and bulk loads maintain one B-tree instead of two (2x faster).
 CREATE TABLE md.trades (
-    trade_id        uuid PRIMARY KEY,
     ticker          text NOT NULL,
     created_time    timestamptz NOT NULL,
+    trade_id        uuid NOT NULL,
     count_fp        numeric(14,2) NOT NULL CHECK (count_fp > 0),
     yes_price       numeric(8,6) NOT NULL CHECK (yes_price >= 0 AND yes_price <= 1),
     no_price        numeric(8,6) NOT NULL CHECK (no_price >= 0 AND no_price <= 1),
     taker_side      text CHECK (taker_side IN ('yes', 'no')),
-    is_block_trade  boolean
+    is_block_trade  boolean,
+    PRIMARY KEY (ticker, created_time, trade_id)
 );
-CREATE INDEX trades_ticker_time ON md.trades (ticker, created_time);
 
 -- One row per market-minute (ts = start of the minute, UTC). source 'api' rows are Kalshi's
 -- candles (bid/ask and trade OHLC); source 'trades' rows are built from md.trades where no
