@@ -25,6 +25,16 @@ class TradeMode(StrEnum):
     LIVE = "live"
 
 
+KALSHI_REST_URLS = {
+    KalshiEnv.PROD: "https://external-api.kalshi.com/trade-api/v2",
+    KalshiEnv.DEMO: "https://external-api.demo.kalshi.co/trade-api/v2",
+}
+KALSHI_WS_URLS = {
+    KalshiEnv.PROD: "wss://external-api-ws.kalshi.com/trade-api/ws/v2",
+    KalshiEnv.DEMO: "wss://external-api-ws.demo.kalshi.co/trade-api/ws/v2",
+}
+
+
 def default_data_dir() -> Path:
     """Where kwx keeps its embedded database and caches when nothing else is configured."""
     return Path(platformdirs.user_data_dir("kwx", appauthor=False))
@@ -34,7 +44,11 @@ class Settings(BaseSettings):
     """Every knob kwx reads from outside. Unknown KWX_* variables are ignored, not fatal."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        populate_by_name=True,
     )
 
     kwx_database_url: SecretStr | None = Field(
@@ -55,6 +69,15 @@ class Settings(BaseSettings):
     fee_taker_rate: float = Field(default=0.07, ge=0.0, le=1.0)
     fee_maker_rate: float = Field(default=0.0175, ge=0.0, le=1.0)
 
+    # Base URLs: every source is configurable so tests and simulators can point at loopback.
+    # Unset Kalshi URLs follow KALSHI_ENV (see kalshi_rest_url / kalshi_ws_url).
+    kalshi_rest_base_url: str | None = None
+    kalshi_ws_url_override: str | None = Field(default=None, alias="KALSHI_WS_URL")
+    iem_base_url: str = "https://mesonet.agron.iastate.edu"
+    nws_base_url: str = "https://api.weather.gov"
+    vc_base_url: str = "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services"
+    http_timeout_s: float = Field(default=20.0, gt=0)
+
     # Import: naive timestamps in top-of-book logs are in this zone (checked against the
     # 10:00 ET market open: the first snapshot of each event day lands at 07:00 Pacific).
     top_of_book_timezone: str = "America/Los_Angeles"
@@ -66,6 +89,17 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @property
+    def kalshi_rest_url(self) -> str:
+        """REST root including /trade-api/v2 (the signed path starts there)."""
+        if self.kalshi_rest_base_url:
+            return self.kalshi_rest_base_url.rstrip("/")
+        return KALSHI_REST_URLS[self.kalshi_env]
+
+    @property
+    def kalshi_ws_url(self) -> str:
+        return self.kalshi_ws_url_override or KALSHI_WS_URLS[self.kalshi_env]
 
     @property
     def pgdata_dir(self) -> Path:

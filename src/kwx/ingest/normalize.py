@@ -761,6 +761,9 @@ def normalize_era5(path: Path, ctx: ImportContext) -> list[Batch]:
             "rel_humidity": np.nan,
             "wind_speed_mph": np.nan,
             "wind_dir_deg": np.nan,
+            "temp_c": np.nan,
+            "max_temp_6h_f": np.nan,
+            "raw": None,
         }
     )
     locations = pd.DataFrame(

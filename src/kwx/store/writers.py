@@ -210,25 +210,31 @@ SETTLEMENTS = Writer(
     """,
 )
 
-_OBS_NAMES = [
-    "city",
-    "source",
-    "ts",
-    "temp_f",
-    "dewpoint_f",
-    "rel_humidity",
-    "wind_speed_mph",
-    "wind_dir_deg",
-]
+OBS_COLUMNS = _cols(
+    "city text, source text, ts timestamptz, temp_f float8, dewpoint_f float8, "
+    "rel_humidity float8, wind_speed_mph float8, wind_dir_deg float8, temp_c float8, "
+    "max_temp_6h_f float8, raw text"
+)
+_OBS_NAMES = [c for c, _ in OBS_COLUMNS]
 OBS = Writer(
     "wx.obs",
-    _cols(
-        "city text, source text, ts timestamptz, temp_f float8, dewpoint_f float8, "
-        "rel_humidity float8, wind_speed_mph float8, wind_dir_deg float8"
-    ),
+    OBS_COLUMNS,
     f"""
     INSERT INTO wx.obs ({", ".join(_OBS_NAMES)}) SELECT {", ".join(_OBS_NAMES)} FROM {{stage}}
     ON CONFLICT (city, source, ts) DO UPDATE SET {_set_all(_OBS_NAMES, ["city", "source", "ts"])}
+    """,
+)
+
+PRODUCTS = Writer(
+    "wx.product",
+    _cols(
+        "product_id text, pil text, station text, city text, issued_at timestamptz, "
+        "climate_date date, kind text, text text"
+    ),
+    """
+    INSERT INTO wx.product (product_id, pil, station, city, issued_at, climate_date, kind, text)
+    SELECT product_id, pil, station, city, issued_at, climate_date, kind, text FROM {stage}
+    ON CONFLICT (product_id) DO NOTHING
     """,
 )
 

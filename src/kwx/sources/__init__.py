@@ -1,0 +1,1 @@
+"""One module per outside system; all speak HTTP/WebSocket through injectable clients."""
