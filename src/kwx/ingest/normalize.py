@@ -261,8 +261,16 @@ def _count_field(record: dict[str, Any], name: str) -> object:
 
 
 def normalize_markets(path: Path, ctx: ImportContext) -> list[Batch]:
-    source = str(path)
-    records = _market_records(path)
+    return market_record_batches(_market_records(path), ctx, source=str(path))
+
+
+def market_record_batches(
+    records: list[dict[str, Any]], ctx: ImportContext, *, source: str
+) -> list[Batch]:
+    """Series, event and market rows from Kalshi market records (API JSON or CSV export).
+
+    `source` names where the records came from (a file or a URL) for error messages.
+    """
     rows: list[dict[str, Any]] = []
     settled: dict[str, int] = {}
     for i, rec in enumerate(records, start=1):

@@ -1,0 +1,76 @@
+"""Shared fixtures: one real embedded PostgreSQL per test session, a fresh database per test.
+
+Databases are cloned from a migrated template (CREATE DATABASE … TEMPLATE), which takes
+tens of milliseconds, so every test gets an empty, fully migrated store of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from kwx.config import Settings, get_settings
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEMPLATE_DB = "kwx_template"
+
+# Never let a test touch the user's real data directory or .env settings.
+os.environ["KWX_DATA_DIR"] = tempfile.mkdtemp(prefix="kwxdata")
+os.environ.pop("KWX_DATABASE_URL", None)
+get_settings.cache_clear()
+
+
+def needs_data() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data not found at {DATA}")
+
+
+def _with_db(url: str, name: str) -> str:
+    head, _, query = url.partition("?")
+    return head.rsplit("/", 1)[0] + "/" + name + (("?" + query) if query else "")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """A throw-away embedded PostgreSQL server with a migrated template database."""
+    from kwx.store import migrate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        server = pgserver.get_server(  # type: ignore[attr-defined]
+            tempfile.mkdtemp(prefix="kwxpg"), cleanup_mode="delete"
+        )
+    admin = server.get_uri()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    migrate.upgrade(Settings(kwx_database_url=SecretStr(_with_db(admin, TEMPLATE_DB))))
+    yield admin
+    server.cleanup()
+
+
+@pytest.fixture
+def settings(pg_admin_url: str, tmp_path: Path) -> Iterator[Settings]:
+    """Settings pointing at a fresh, migrated database of this test's own."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield Settings(kwx_database_url=SecretStr(_with_db(pg_admin_url, name)), kwx_data_dir=tmp_path)
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def conn(settings: Settings) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    from kwx.store.engine import connect
+
+    with connect(settings) as connection:
+        yield connection
