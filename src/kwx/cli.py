@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -21,7 +22,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line last.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Fetch data from the real services.")
 app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
 
 console = Console()
@@ -236,6 +239,141 @@ def import_files(
             f"{len(summary.failed)} file(s) failed; nothing of them was written "
             "(see meta.bad_input). The other files were imported."
         )
+
+
+def _parse_date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option} must be a date like 2024-07-01, not {value!r}") from None
+
+
+@ingest_app.command("backfill")
+def ingest_backfill(
+    city: Annotated[
+        str, typer.Option(help="City key, series, station (chicago, KXHIGHCHI, KMDW …).")
+    ],
+    date_from: Annotated[str, typer.Option("--from", help="First climate date (YYYY-MM-DD).")],
+    date_to: Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")],
+    source: Annotated[
+        list[str] | None, typer.Option(help="kalshi, iem, cli (repeatable); default all.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Fetch units already complete again.")] = False,
+) -> None:
+    """Backfill a city's markets, trades, candles, observations and CLI reports (resumable)."""
+    from kwx.ingest.backfill import SOURCES, UnitOutcome, run_backfill
+    from kwx.registry import UnknownCityError, default_registry
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError
+
+    try:
+        target = default_registry().resolve(city)
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+    if last < first:
+        raise _fail("--to is before --from")
+    sources = tuple(source or SOURCES)
+    unknown = sorted(set(sources) - set(SOURCES))
+    if unknown:
+        raise _fail(f"unknown source(s) {', '.join(unknown)}; choose from {', '.join(SOURCES)}")
+    days = (last - first).days + 1
+    try:
+        migrate.upgrade()
+        with Progress(
+            TextColumn("[bold]{task.fields[source]}[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err,
+        ) as progress:
+            tasks = {s: progress.add_task("", total=days, source=s) for s in sources}
+
+            def done(outcome: UnitOutcome) -> None:
+                progress.update(
+                    tasks[outcome.source],
+                    advance=1,
+                    description=f"{outcome.unit} {outcome.status} {outcome.rows:,}",
+                )
+
+            summary = run_backfill(
+                get_settings(), target, first, last, sources, force=force, on_unit=done
+            )
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"backfill {target.key} {first} → {last}")
+    for col in ("source", "done", "partial", "skipped", "failed", "rows"):
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for src in sources:
+        mine = [o for o in summary.outcomes if o.source == src]
+        table.add_row(
+            src,
+            *(
+                str(sum(1 for o in mine if o.status == st))
+                for st in ("done", "partial", "skipped", "failed")
+            ),
+            f"{sum(o.rows for o in mine):,}",
+        )
+    console.print(table)
+    for outcome in summary.outcomes:
+        if outcome.status == "failed":
+            err.print(f"[bold red]failed[/] {outcome.source} {outcome.unit}: {outcome.message}")
+    if summary.count("failed"):
+        err.print("failed units were kept in meta.bad_input; re-run to retry them")
+
+
+@ingest_app.command("run")
+def ingest_run(
+    city: Annotated[
+        list[str] | None, typer.Option(help="Cities to follow (repeatable); default chicago.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Run every job once and exit.")] = False,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Continuous ingest: candles and trades every minute, observations every 2 minutes,
+    the NWS forecast hourly, CLI reports each morning, markets every 15 minutes."""
+    from kwx.ingest.continuous import ContinuousIngest, JobRun, run_forever
+    from kwx.ingest.normalize import ImportContext
+    from kwx.registry import UnknownCityError, default_registry
+    from kwx.sources.iem import IemClient
+    from kwx.sources.kalshi_rest import KalshiRest
+    from kwx.sources.nws import NwsClient
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    settings = get_settings()
+    registry = default_registry()
+    try:
+        targets = [registry.resolve(c) for c in (city or ["chicago"])]
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+
+    def report(runs: list[JobRun]) -> None:
+        for run in runs:
+            if run.error:
+                err.print(f"[red]{run.job} {run.city}: {run.error}[/]")
+            elif run.rows:
+                console.print(f"{run.job} {run.city}: {run.rows:,} rows")
+
+    try:
+        migrate.upgrade()
+        with (
+            connect() as conn,
+            KalshiRest.from_settings(settings) as kalshi,
+            IemClient.from_settings(settings) as iem,
+            NwsClient.from_settings(settings) as nws,
+        ):
+            ingest = ContinuousIngest(
+                conn, targets, ImportContext(registry), kalshi=kalshi, iem=iem, nws=nws
+            )
+            if once:
+                report(ingest.run_due(dt.datetime.now(dt.UTC)))
+            else:
+                console.print(f"following {', '.join(c.key for c in targets)}; Ctrl-C stops")
+                run_forever(ingest, duration_s=duration, on_runs=report)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @bench_app.command("import")

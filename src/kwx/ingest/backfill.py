@@ -1,0 +1,359 @@
+"""`kwx ingest backfill`: fetch a city's history from the real services into the store.
+
+Work is cut into units — one source, one city, one climate day — each written in one
+transaction together with its entry in meta.backfill_state. A unit is marked done only when
+its data can no longer change (the markets are settled, the climate day is long over), so a
+re-run fetches exactly what is missing or still moving, and an interrupted run resumes.
+A unit that fails (a source down, a malformed payload) is recorded with the reason, keeps
+nothing half-written, and the backfill goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import psycopg
+
+from kwx.config import Settings
+from kwx.domain.climate_day import climate_day_window
+from kwx.domain.tickers import TickerError, parse_market_ticker
+from kwx.ingest.normalize import ImportContext, market_record_batches
+from kwx.ingest.state import done_units, mark
+from kwx.registry import City
+from kwx.sources.http import SourceError
+from kwx.sources.iem import IemClient, obs_frame
+from kwx.sources.kalshi_models import candles_frame, trades_frame
+from kwx.sources.kalshi_rest import KalshiRest
+from kwx.store import writers
+from kwx.store.writers import Batch
+
+log = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+SOURCES = ("kalshi", "iem", "cli")
+SETTLED_STATUSES = frozenset({"finalized", "settled", "determined"})
+# Observations of a climate day are final a few hours after it ends (late METAR corrections).
+OBS_SETTLE_DELAY = dt.timedelta(hours=6)
+# The final CLI of day D is issued the next morning; corrections can follow for days.
+CLI_SETTLE_DELAY = dt.timedelta(days=3)
+
+
+@dataclass
+class UnitOutcome:
+    source: str
+    unit: str
+    status: str  # done | partial | failed | skipped
+    rows: int = 0
+    message: str = ""
+
+
+@dataclass
+class BackfillSummary:
+    outcomes: list[UnitOutcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.outcomes)
+
+
+UnitHook = Callable[[UnitOutcome], None]
+
+
+def job_name(source: str, city: City) -> str:
+    return f"{source}:{city.key}"
+
+
+def dates_between(date_from: dt.date, date_to: dt.date) -> list[dt.date]:
+    if date_to < date_from:
+        raise ValueError(f"--to {date_to} is before --from {date_from}")
+    return [date_from + dt.timedelta(days=i) for i in range((date_to - date_from).days + 1)]
+
+
+def _write_unit(
+    conn: Conn,
+    job: str,
+    unit: str,
+    batches: Iterable[Batch],
+    status: str,
+    detail: str | None = None,
+) -> int:
+    stored = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for batch in batches:
+            stored += batch.writer.write(cur, batch.frame, batch.params)
+        mark(conn, job, unit, status, stored, detail)
+    return stored
+
+
+def _record_failure(conn: Conn, job: str, unit: str, exc: Exception) -> UnitOutcome:
+    """Keep the failure (and any raw payload) for inspection; the unit stays to-do."""
+    body = getattr(exc, "body", None)
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO meta.bad_input (source, location, field, message, raw) "
+            "VALUES (%s, %s, NULL, %s, %s)",
+            (job.split(":", 1)[0], f"{job}/{unit}", str(exc), body),
+        )
+        mark(conn, job, unit, "failed", 0, str(exc)[:1000])
+    log.warning("backfill %s %s failed: %s", job, unit, exc)
+    return UnitOutcome(job.split(":", 1)[0], unit, "failed", message=str(exc))
+
+
+# --------------------------------------------------------------------------- kalshi
+def _epoch(ts: object) -> int | None:
+    if ts in (None, ""):
+        return None
+    return int(pd.Timestamp(str(ts)).timestamp())
+
+
+def _markets_by_date(
+    markets: Iterable[dict[str, Any]], dates: set[dt.date]
+) -> dict[dt.date, list[dict[str, Any]]]:
+    out: dict[dt.date, list[dict[str, Any]]] = {}
+    for market in markets:
+        try:
+            day = parse_market_ticker(str(market.get("ticker", ""))).event.climate_date
+        except TickerError:
+            continue
+        if day in dates:
+            out.setdefault(day, []).append(market)
+    return out
+
+
+def backfill_kalshi(
+    conn: Conn,
+    rest: KalshiRest,
+    city: City,
+    dates: Sequence[dt.date],
+    ctx: ImportContext,
+    *,
+    force: bool = False,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """Markets, every public trade and the 1-minute candles of each climate day's event."""
+    job = job_name("kalshi", city)
+    done = set() if force else done_units(conn, job)
+    todo = [d for d in dates if d.isoformat() not in done]
+    outcomes = [
+        UnitOutcome("kalshi", d.isoformat(), "skipped", message="already done")
+        for d in dates
+        if d.isoformat() in done
+    ]
+    if not todo:
+        return outcomes
+    # Markets of day D close around D+1 04:59Z-06:00Z; a two-day margin catches every zone.
+    lo = dt.datetime.combine(min(todo), dt.time(), dt.UTC)
+    hi = dt.datetime.combine(max(todo) + dt.timedelta(days=2), dt.time(), dt.UTC)
+    try:
+        markets = list(
+            rest.iter_markets(series_ticker=city.series, min_close_ts=lo, max_close_ts=hi)
+        )
+    except SourceError as exc:
+        return outcomes + [_record_failure(conn, job, d.isoformat(), exc) for d in todo]
+    by_date = _markets_by_date(markets, set(todo))
+    for day in todo:
+        unit = day.isoformat()
+        day_markets = by_date.get(day, [])
+        if not day_markets:
+            outcome = UnitOutcome("kalshi", unit, "partial", message="no markets listed")
+            _write_unit(conn, job, unit, [], "partial", outcome.message)
+        else:
+            try:
+                outcome = _kalshi_day(conn, rest, city, job, unit, day_markets, ctx)
+            except (SourceError, ValueError) as exc:
+                outcome = _record_failure(conn, job, unit, exc)
+        outcomes.append(outcome)
+        if on_unit is not None:
+            on_unit(outcome)
+    return outcomes
+
+
+def _kalshi_day(
+    conn: Conn,
+    rest: KalshiRest,
+    city: City,
+    job: str,
+    unit: str,
+    markets: list[dict[str, Any]],
+    ctx: ImportContext,
+) -> UnitOutcome:
+    batches = market_record_batches(markets, ctx, source=f"{rest.base_url}/markets")
+    for market in markets:
+        ticker = str(market["ticker"])
+        start, end = _epoch(market.get("open_time")), _epoch(market.get("close_time"))
+        trades = list(rest.iter_trades(ticker, min_ts=start, max_ts=end))
+        if trades:
+            batches.append(Batch(writers.TRADES, trades_frame(trades)))
+        if start is not None and end is not None:
+            candles = rest.get_candlesticks(city.series, ticker, start, end + 60)
+            if candles:
+                batches.append(Batch(writers.CANDLES, candles_frame(candles), {"price_scale": 1}))
+    settled = all(str(m.get("status", "")) in SETTLED_STATUSES for m in markets)
+    status = "done" if settled else "partial"
+    rows = _write_unit(conn, job, unit, batches, status)
+    return UnitOutcome("kalshi", unit, status, rows)
+
+
+# --------------------------------------------------------------------------- IEM obs
+def backfill_iem(
+    conn: Conn,
+    iem: IemClient,
+    city: City,
+    dates: Sequence[dt.date],
+    *,
+    now: dt.datetime,
+    force: bool = False,
+    one_minute: bool = True,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """Station-exact observations: 1-minute ASOS and the METAR archive, per climate day."""
+    job = job_name("iem", city)
+    done = set() if force else done_units(conn, job)
+    outcomes = []
+    for day in dates:
+        unit = day.isoformat()
+        if unit in done:
+            outcomes.append(UnitOutcome("iem", unit, "skipped", message="already done"))
+            continue
+        start, end = climate_day_window(city.timezone, day)
+        if start > now:
+            outcomes.append(UnitOutcome("iem", unit, "skipped", message="in the future"))
+            continue
+        try:
+            batches = [
+                Batch(
+                    writers.OBS,
+                    obs_frame(iem.metar_archive(city.iem_station, start, end), city, "metar"),
+                )
+            ]
+            if one_minute:
+                batches.append(
+                    Batch(
+                        writers.OBS,
+                        obs_frame(iem.asos_1min(city.iem_station, start, end), city, "asos1min"),
+                    )
+                )
+            status = "done" if end + OBS_SETTLE_DELAY <= now else "partial"
+            outcome = UnitOutcome(
+                "iem", unit, status, _write_unit(conn, job, unit, batches, status)
+            )
+        except (SourceError, ValueError) as exc:
+            outcome = _record_failure(conn, job, unit, exc)
+        outcomes.append(outcome)
+        if on_unit is not None:
+            on_unit(outcome)
+    return outcomes
+
+
+# --------------------------------------------------------------------------- CLI
+def backfill_cli(
+    conn: Conn,
+    iem: IemClient,
+    city: City,
+    dates: Sequence[dt.date],
+    *,
+    now: dt.datetime,
+    force: bool = False,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """The NWS climate reports (the settlement value), kept verbatim and as settlements.
+
+    The CLI for day D is issued on D+1 (and corrected later), so the product list is read
+    for the range plus a few days. Reports are written oldest first so the first-published
+    final value stays in tmax_first.
+    """
+    from kwx.sources.cli_text import product_rows, settlement_rows, settlement_waves
+
+    job = job_name("cli", city)
+    done = set() if force else done_units(conn, job)
+    todo = [d for d in dates if d.isoformat() not in done]
+    outcomes = [
+        UnitOutcome("cli", d.isoformat(), "skipped", message="already done")
+        for d in dates
+        if d.isoformat() in done
+    ]
+    if not todo:
+        return outcomes
+    try:
+        reports = iem.cli_reports(city.cli_product, min(todo), max(todo) + dt.timedelta(days=4))
+    except (SourceError, ValueError) as exc:
+        return outcomes + [_record_failure(conn, job, d.isoformat(), exc) for d in todo]
+    mine = [r for r in reports if r.pil == city.cli_product and r.climate_date in set(todo)]
+    products = product_rows(mine, city)
+    waves = settlement_waves(settlement_rows(mine, city))
+    finals = {r.climate_date for r in mine if r.is_final and r.max_temp_f is not None}
+    with conn.transaction(), conn.cursor() as cur:
+        writers.PRODUCTS.write(cur, products)
+        for wave in waves:
+            writers.SETTLEMENTS.write(cur, wave)
+        for day in todo:
+            have = day in finals
+            settled = day + CLI_SETTLE_DELAY <= now.date()
+            status = "done" if have and settled else "partial"
+            mark(
+                conn, job, day.isoformat(), status, int(have), None if have else "no final CLI yet"
+            )
+            outcomes.append(UnitOutcome("cli", day.isoformat(), status, int(have)))
+    if on_unit is not None:
+        for outcome in outcomes:
+            on_unit(outcome)
+    return outcomes
+
+
+def run_backfill(
+    settings: Settings,
+    city: City,
+    date_from: dt.date,
+    date_to: dt.date,
+    sources: Sequence[str] = SOURCES,
+    *,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    kalshi: KalshiRest | None = None,
+    iem: IemClient | None = None,
+    on_unit: UnitHook | None = None,
+) -> BackfillSummary:
+    """Every requested source for one city over a date range; clients default to settings."""
+    from kwx.registry import default_registry
+    from kwx.store.engine import connect
+
+    now = now or dt.datetime.now(dt.UTC)
+    dates = dates_between(date_from, date_to)
+    ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
+    summary = BackfillSummary()
+    own: list[KalshiRest | IemClient] = []
+    try:
+        with connect(settings) as conn:
+            if "kalshi" in sources:
+                if kalshi is None:
+                    kalshi = KalshiRest.from_settings(settings)
+                    own.append(kalshi)
+                summary.outcomes += backfill_kalshi(
+                    conn, kalshi, city, dates, ctx, force=force, on_unit=on_unit
+                )
+            if ("iem" in sources or "cli" in sources) and iem is None:
+                iem = IemClient.from_settings(settings)
+                own.append(iem)
+            if "iem" in sources:
+                assert iem is not None
+                summary.outcomes += backfill_iem(
+                    conn, iem, city, dates, now=now, force=force, on_unit=on_unit
+                )
+            if "cli" in sources:
+                assert iem is not None
+                summary.outcomes += backfill_cli(
+                    conn, iem, city, dates, now=now, force=force, on_unit=on_unit
+                )
+    finally:
+        for client in own:
+            client.close()
+    return summary
