@@ -390,6 +390,23 @@ def bench_import(
     print(json.dumps(figures))
 
 
+@bench_app.command("ingest")
+def bench_ingest(
+    data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(
+        "../shared/data"
+    ),
+    city: Annotated[str, typer.Option(help="City whose month is backfilled.")] = "new_york",
+    month: Annotated[str, typer.Option(help="YYYY-MM")] = "2024-12",
+    runs: Annotated[int, typer.Option(min=1)] = 3,
+) -> None:
+    """Backfill a city-month from a local server enforcing the Basic-tier token bucket."""
+    from kwx.bench.ingest_bench import run_ingest_benchmark
+
+    print(
+        json.dumps(run_ingest_benchmark(data_dir, city=city, month=month, runs=runs, console=err))
+    )
+
+
 def main() -> None:
     try:
         app()
