@@ -256,7 +256,7 @@ def ingest_backfill(
     date_from: Annotated[str, typer.Option("--from", help="First climate date (YYYY-MM-DD).")],
     date_to: Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")],
     source: Annotated[
-        list[str] | None, typer.Option(help="kalshi, iem, cli (repeatable); default all.")
+        list[str] | None, typer.Option(help="kalshi, iem, cli, nws, vc (repeatable); default all.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Fetch units already complete again.")] = False,
 ) -> None:

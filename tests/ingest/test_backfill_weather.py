@@ -7,13 +7,16 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
-from kwx.ingest.backfill import backfill_cli, backfill_iem
+from kwx.ingest.backfill import backfill_cli, backfill_iem, backfill_nws, backfill_vc
 from kwx.registry import default_registry
 from kwx.sim.weather_server import WeatherReplayServer
 from kwx.sources.http import RetryPolicy
 from kwx.sources.iem import IemClient
+from kwx.sources.nws import NwsClient
 from kwx.sources.ratelimit import TokenBucket
+from kwx.sources.visualcrossing import VisualCrossingClient
 from tests.conftest import DATA, needs_data
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -136,3 +139,62 @@ def test_cli_reports_settle_with_first_published_value(
     assert settlement == [(DAY, "cli", 89, 90, dt.datetime(2026, 7, 9, 6, 34, tzinfo=UTC))]
     kinds = conn.execute("SELECT kind, count(*) FROM wx.product GROUP BY 1 ORDER BY 1").fetchall()
     assert kinds == [("final", 2), ("intermediate", 1)]
+
+
+def test_nws_observations_of_the_last_week_only(conn: Conn) -> None:
+    with WeatherReplayServer() as srv:
+        srv.add_observation(
+            "KMDW",
+            dt.datetime(2026, 7, 8, 20, 53, tzinfo=UTC),
+            raw_message="KMDW 082053Z 21010KT 10SM FEW050 31/19 A2985 RMK AO2 T03110189",
+            temp_c=31.0,
+            dewpoint_c=19.0,
+        )
+        with NwsClient(
+            srv.url, "kwx-tests (ops@example.com)", retry=RetryPolicy(base_delay_s=0.001)
+        ) as nws:
+            now = dt.datetime(2026, 7, 10, tzinfo=UTC)
+            old = dt.date(2026, 6, 1)
+            outcomes = backfill_nws(conn, nws, CHICAGO, [old, DAY], now=now)
+    assert [(o.unit, o.status) for o in outcomes] == [
+        ("2026-06-01", "skipped"),
+        ("2026-07-08", "done"),
+    ]
+    row = conn.execute("SELECT source, temp_c FROM wx.obs").fetchone()
+    assert row == ("nws", pytest.approx(31.1))  # the raw message's T group, not the 31.0
+
+
+def test_visual_crossing_pinned_obs_and_basis_date_forecast(conn: Conn) -> None:
+    key = "vc-test-key-0123"
+    issued = dt.datetime(2026, 7, 8, 0, tzinfo=UTC)
+    with WeatherReplayServer(vc_api_key=key) as srv:
+        srv.add_vc_obs(
+            "stn:KMDW",
+            dt.datetime(2026, 7, 8, 20, 0, tzinfo=UTC),
+            stations=["KMDW"],
+            temp=88.0,
+            dew=66.0,
+        )
+        point = f"{CHICAGO.lat},{CHICAGO.lon}"
+        for h in (18, 19):
+            srv.add_vc_forecast(
+                point,
+                dt.datetime(2026, 7, 8, h, tzinfo=UTC),
+                issued_at=issued,
+                basis_date=DAY,
+                temp=85.0 + h - 18,
+            )
+        with VisualCrossingClient(
+            srv.vc_url, SecretStr(key), retry=RetryPolicy(base_delay_s=0.001)
+        ) as vc:
+            outcomes = backfill_vc(conn, vc, CHICAGO, [DAY], now=NOW)
+    assert [o.status for o in outcomes] == ["done"]
+    assert conn.execute("SELECT source, temp_f FROM wx.obs").fetchall() == [("vc", 88.0)]
+    forecast = conn.execute(
+        "SELECT issued_at, valid_at, temp_f FROM wx.forecast ORDER BY 2"
+    ).fetchall()
+    noon = dt.datetime(2026, 7, 8, 12, tzinfo=UTC)  # basis date 12:00 UTC: never early
+    assert forecast == [
+        (noon, dt.datetime(2026, 7, 8, 18, tzinfo=UTC), 85.0),
+        (noon, dt.datetime(2026, 7, 8, 19, tzinfo=UTC), 86.0),
+    ]

@@ -29,6 +29,8 @@ from kwx.sources.http import SourceError
 from kwx.sources.iem import IemClient, obs_frame
 from kwx.sources.kalshi_models import candles_frame, trades_frame
 from kwx.sources.kalshi_rest import KalshiRest
+from kwx.sources.nws import NwsClient, observations_frame
+from kwx.sources.visualcrossing import VisualCrossingClient, vc_forecast_frame, vc_obs_frame
 from kwx.store import writers
 from kwx.store.writers import Batch
 
@@ -36,7 +38,9 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
-SOURCES = ("kalshi", "iem", "cli")
+SOURCES = ("kalshi", "iem", "cli", "nws", "vc")
+# api.weather.gov keeps only about a week of station observations.
+NWS_OBS_HISTORY = dt.timedelta(days=7)
 SETTLED_STATUSES = frozenset({"finalized", "settled", "determined"})
 # Observations of a climate day are final a few hours after it ends (late METAR corrections).
 OBS_SETTLE_DELAY = dt.timedelta(hours=6)
@@ -254,6 +258,130 @@ def backfill_iem(
     return outcomes
 
 
+# --------------------------------------------------------------------------- NWS, VC
+def _per_day(
+    conn: Conn,
+    job: str,
+    source: str,
+    dates: Sequence[dt.date],
+    city: City,
+    *,
+    now: dt.datetime,
+    force: bool,
+    on_unit: UnitHook | None,
+    fetch: Callable[[dt.date, dt.datetime, dt.datetime], list[Batch]],
+    available: Callable[[dt.datetime, dt.datetime], str | None] | None = None,
+) -> list[UnitOutcome]:
+    """The common loop of the per-climate-day observation sources."""
+    done = set() if force else done_units(conn, job)
+    outcomes = []
+    for day in dates:
+        unit = day.isoformat()
+        start, end = climate_day_window(city.timezone, day)
+        why_not = (
+            "already done"
+            if unit in done
+            else (
+                "in the future" if start > now else (available(start, end) if available else None)
+            )
+        )
+        if why_not:
+            outcomes.append(UnitOutcome(source, unit, "skipped", message=why_not))
+            continue
+        try:
+            batches = fetch(day, start, end)
+            status = "done" if end + OBS_SETTLE_DELAY <= now else "partial"
+            outcome = UnitOutcome(
+                source, unit, status, _write_unit(conn, job, unit, batches, status)
+            )
+        except (SourceError, ValueError) as exc:
+            outcome = _record_failure(conn, job, unit, exc)
+        outcomes.append(outcome)
+        if on_unit is not None:
+            on_unit(outcome)
+    return outcomes
+
+
+def backfill_nws(
+    conn: Conn,
+    nws: NwsClient,
+    city: City,
+    dates: Sequence[dt.date],
+    *,
+    now: dt.datetime,
+    force: bool = False,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """api.weather.gov station observations (only the last week or so is served)."""
+
+    def fetch(day: dt.date, start: dt.datetime, end: dt.datetime) -> list[Batch]:
+        found = nws.station_observations(city.station_icao, start, end)
+        return [Batch(writers.OBS, observations_frame(found, city))]
+
+    def available(start: dt.datetime, end: dt.datetime) -> str | None:
+        return "older than api.weather.gov keeps" if end < now - NWS_OBS_HISTORY else None
+
+    return _per_day(
+        conn,
+        job_name("nws", city),
+        "nws",
+        dates,
+        city,
+        now=now,
+        force=force,
+        on_unit=on_unit,
+        fetch=fetch,
+        available=available,
+    )
+
+
+def backfill_vc(
+    conn: Conn,
+    vc: VisualCrossingClient,
+    city: City,
+    dates: Sequence[dt.date],
+    *,
+    now: dt.datetime,
+    force: bool = False,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """Visual Crossing: 5-minute observations pinned to the station, and the forecast as it
+    was issued on the day (a historical forecast by basis date)."""
+
+    def fetch(day: dt.date, start: dt.datetime, end: dt.datetime) -> list[Batch]:
+        observed = vc.timeline(
+            city.station_icao,
+            start,
+            end,
+            include=("obs", "hours"),
+            minute_interval=5,
+            station=city.station_icao,
+        )
+        forecast = vc.timeline(
+            f"{city.lat},{city.lon}",
+            day,
+            day + dt.timedelta(days=1),
+            include=("fcst", "hours"),
+            forecast_basis_date=day,
+        )
+        return [
+            Batch(writers.OBS, vc_obs_frame(observed, city)),
+            Batch(writers.FORECAST, vc_forecast_frame(forecast, city)),
+        ]
+
+    return _per_day(
+        conn,
+        job_name("vc", city),
+        "vc",
+        dates,
+        city,
+        now=now,
+        force=force,
+        on_unit=on_unit,
+        fetch=fetch,
+    )
+
+
 # --------------------------------------------------------------------------- CLI
 def backfill_cli(
     conn: Conn,
@@ -330,7 +458,7 @@ def run_backfill(
     dates = dates_between(date_from, date_to)
     ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
     summary = BackfillSummary()
-    own: list[KalshiRest | IemClient] = []
+    own: list[KalshiRest | IemClient | NwsClient | VisualCrossingClient] = []
     try:
         with connect(settings) as conn:
             if "kalshi" in sources:
@@ -353,6 +481,24 @@ def run_backfill(
                 summary.outcomes += backfill_cli(
                     conn, iem, city, dates, now=now, force=force, on_unit=on_unit
                 )
+            if "nws" in sources:
+                nws = NwsClient.from_settings(settings)
+                own.append(nws)
+                summary.outcomes += backfill_nws(
+                    conn, nws, city, dates, now=now, force=force, on_unit=on_unit
+                )
+            if "vc" in sources:
+                if settings.vc_api_key is None:
+                    summary.outcomes += [
+                        UnitOutcome("vc", d.isoformat(), "skipped", message="VC_API_KEY is not set")
+                        for d in dates
+                    ]
+                else:
+                    vc = VisualCrossingClient.from_settings(settings)
+                    own.append(vc)
+                    summary.outcomes += backfill_vc(
+                        conn, vc, city, dates, now=now, force=force, on_unit=on_unit
+                    )
     finally:
         for client in own:
             client.close()
