@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -37,19 +37,23 @@ class ServerInfo:
 
 
 def _with_database(url: str, dbname: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+    """The same server, another database (string surgery: urlunsplit drops an empty host)."""
+    head, sep, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    netloc = rest.split("/", 1)[0]
+    return f"{scheme}://{netloc}/{dbname}{sep}{query}"
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password, safe to print."""
+    """The URL without its password, safe to print (a URL without one comes back unchanged)."""
     parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        creds, host = netloc.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in creds else f"{user}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    if "@" not in parts.netloc:
+        return url
+    creds, host = parts.netloc.rsplit("@", 1)
+    if ":" not in creds:
+        return url
+    user = creds.split(":", 1)[0]
+    return url.replace(f"//{parts.netloc}", f"//{user}:***@{host}", 1)
 
 
 @functools.cache
@@ -103,16 +107,11 @@ def database_url(settings: Settings | None = None) -> str:
 def server_info(settings: Settings | None = None) -> ServerInfo:
     settings = settings or get_settings()
     url = database_url(settings)
-    parts = urlsplit(url)
-    host = parse_qs(parts.query).get("host", [parts.hostname or "localhost"])[0]
+    embedded = settings.kwx_database_url is None
     return ServerInfo(
-        embedded=settings.kwx_database_url is None,
-        location=str(settings.pgdata_dir)
-        if settings.kwx_database_url is None
-        else redact_url(url)
-        if host
-        else url,
-        database=parts.path.lstrip("/"),
+        embedded=embedded,
+        location=str(settings.pgdata_dir) if embedded else redact_url(url),
+        database=urlsplit(url).path.lstrip("/"),
     )
 
 
