@@ -24,7 +24,14 @@ def alembic_config(settings: Settings | None = None) -> Config:
 
 
 def upgrade(settings: Settings | None = None, revision: str = "head") -> None:
+    """Migrate, then mirror the city registry into meta.city (the views read it)."""
     command.upgrade(alembic_config(settings), revision)
+    if revision == "head":
+        from kwx.store.engine import connect
+        from kwx.store.reference import sync_cities
+
+        with connect(settings) as conn:
+            sync_cities(conn)
 
 
 def head_revision() -> str | None:
