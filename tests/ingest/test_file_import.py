@@ -138,6 +138,11 @@ def test_markets_and_trades_are_stored_exactly(conn: Conn, small_dir: Path) -> N
 def test_candles_built_from_trades_by_hand(conn: Conn, small_dir: Path) -> None:
     summary = _run(conn, small_dir)
     assert summary.candles_built == 2  # minutes 15:00 and 15:03 only
+    minutes = conn.execute("SELECT ts FROM md.candles_1m ORDER BY ts").fetchall()
+    assert minutes == [
+        (dt.datetime(2024, 12, 1, 15, 0, tzinfo=UTC),),
+        (dt.datetime(2024, 12, 1, 15, 3, tzinfo=UTC),),
+    ]
     row = conn.execute(
         "SELECT price_open, price_high, price_low, price_close, vwap, volume, trade_count, "
         "has_trade, source FROM md.candles_1m WHERE ticker = %s AND ts = %s",
@@ -496,6 +501,16 @@ def test_real_denver_subset_end_to_end(settings: Settings, tmp_path: Path) -> No
     with connect(settings) as conn:
         summary = import_directory(conn, root, CTX, connection_factory=lambda: connect(settings))
         assert not summary.failed, summary.failed
+        assert sorted((o.kind or "", o.status) for o in summary.outcomes) == [
+            ("era5_hourly", "imported"),
+            ("ladder", "imported"),
+            ("markets", "imported"),
+            ("settlement_acis", "imported"),
+            ("settlement_city", "imported"),
+            ("top_of_book", "imported"),
+            ("trades", "imported"),
+            ("vc_forecast_daily", "imported"),
+        ]
         trades = len(pd.read_parquet(DATA / "kalshi/trades/KXHIGHDEN.parquet"))
         counts = table_row_counts(conn)
         assert counts["md.trades"] == trades
@@ -518,5 +533,6 @@ def test_real_denver_subset_end_to_end(settings: Settings, tmp_path: Path) -> No
         for strike_type, floor, cap, tmax, result in settled:
             bracket = Bracket.from_strikes(str(strike_type), floor, cap)  # type: ignore[arg-type]
             assert bracket.wins(int(str(tmax))) == (result == "yes")
-        import_directory(conn, root, CTX, force=True)
+        again = import_directory(conn, root, CTX, force=True)
+        assert not again.failed
         assert table_row_counts(conn) == counts

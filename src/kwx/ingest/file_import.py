@@ -25,7 +25,7 @@ from kwx.ingest.normalize import NORMALIZERS, ImportContext, inferred_markets, m
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, detect, is_data_file
 from kwx.store import writers
 from kwx.store.bulk import explain_copy_error
-from kwx.store.writers import Batch
+from kwx.store.writers import Batch, DuplicateKeyError
 
 # Metadata before the data that refers to it; trades before the candle build.
 KIND_ORDER = (
@@ -119,6 +119,20 @@ def record_bad_input(conn: psycopg.Connection[tuple[object, ...]], exc: BadInput
         )
 
 
+# The writers whose rows are the file's own data (series, event and location rows derived
+# from them are bookkeeping and are not counted as read or stored).
+DATA_WRITERS = (
+    writers.MARKETS,
+    writers.TRADES,
+    writers.CANDLES,
+    writers.TOP_OF_BOOK,
+    writers.SETTLEMENTS,
+    writers.OBS,
+    writers.FORECAST,
+    writers.FORECAST_DAILY,
+)
+
+
 def _write_batches(
     conn: psycopg.Connection[tuple[object, ...]],
     path: Path,
@@ -126,27 +140,24 @@ def _write_batches(
     sha: str,
     batches: list[Batch],
 ) -> tuple[int, int]:
-    rows_read = sum(
-        len(b.frame)
-        for b in batches
-        if b.writer
-        in (
-            writers.MARKETS,
-            writers.TRADES,
-            writers.CANDLES,
-            writers.TOP_OF_BOOK,
-            writers.SETTLEMENTS,
-            writers.OBS,
-            writers.FORECAST,
-            writers.FORECAST_DAILY,
-        )
-    )
+    rows_read = sum(len(b.frame) for b in batches if b.writer in DATA_WRITERS)
     stored = 0
     with conn.transaction(), conn.cursor() as cur:
         for batch in batches:
             try:
-                stored += batch.writer.write(cur, batch.frame, batch.params)
-            except psycopg.errors.DataError as exc:
+                written = batch.writer.write(cur, batch.frame, batch.params)
+            except DuplicateKeyError as exc:
+                raise BadInputError(
+                    str(path),
+                    f"the same ({', '.join(exc.key)}) appears twice",
+                    row=exc.position + 1,
+                    field=exc.key[-1],
+                ) from exc
+            except (
+                psycopg.errors.DataError,
+                psycopg.errors.IntegrityError,
+                psycopg.errors.CardinalityViolation,
+            ) as exc:
                 failure = explain_copy_error(exc)
                 raise BadInputError(
                     str(path),
@@ -154,6 +165,8 @@ def _write_batches(
                     row=failure.row,
                     field=failure.field,
                 ) from exc
+            if batch.writer in DATA_WRITERS:
+                stored += written
         cur.execute(
             "INSERT INTO meta.import_log (path, sha256, kind, rows_read, rows_stored) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (path, sha256) DO UPDATE "
@@ -185,9 +198,16 @@ def import_file(
         rows_read, stored = _write_batches(conn, path, kind, sha, batches)
     except NotImportableError as exc:
         return FileOutcome(path, kind, "skipped", message=str(exc))
-    except BadInputError as exc:
-        record_bad_input(conn, exc)
-        return FileOutcome(path, kind, "failed", message=str(exc))
+    except (ValueError, TypeError) as exc:
+        # BadInputError is a ValueError; anything else a normaliser raised on odd input is
+        # still this file's fault, reported as such rather than aborting the whole import.
+        bad = (
+            exc
+            if isinstance(exc, BadInputError)
+            else BadInputError(str(path), f"{type(exc).__name__}: {exc}")
+        )
+        record_bad_input(conn, bad)
+        return FileOutcome(path, kind, "failed", message=str(bad))
     return FileOutcome(path, kind, "imported", rows_read, stored)
 
 

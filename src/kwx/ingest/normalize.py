@@ -63,9 +63,11 @@ def _timestamps(
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
     else:
-        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601")
+        # Without a local zone, naive values are UTC and offsets may differ row to row.
+        utc = tz is None
+        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=utc)
         if parsed.isna().any() and parsed.notna().any():
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed", utc=utc)
     bad = parsed.isna() & raw.notna()
     if required:
         bad = bad | raw.isna()
@@ -117,15 +119,25 @@ def _numbers(
     return values
 
 
-def _tickers_valid(frame: pd.DataFrame, col: str, source: str) -> None:
+def _decimal_places(frame: pd.DataFrame, col: str, source: str, places: int) -> None:
+    text = frame[col].astype("string").str.strip()
+    ok = text.str.fullmatch(rf"\d+(\.\d{{0,{places}}})?").fillna(False).astype(bool)
+    pos = _first_bad(~ok)
+    if pos is not None:
+        _raise_at(source, frame, pos, col, f"more than {places} decimal places")
+
+
+def _tickers_valid(frame: pd.DataFrame, col: str, source: str, registry: CityRegistry) -> None:
+    """Every ticker parses and belongs to a series of the registry (an allow-list: KXHIGHNYD
+    is an hourly series and KXHIGHINFLATION is not weather)."""
     tickers = frame[col]
     pos = _first_bad(tickers.isna())
     if pos is not None:
         _raise_at(source, frame, pos, col, "ticker is empty")
     for ticker in pd.unique(tickers):
         try:
-            parse_market_ticker(str(ticker))
-        except TickerError as exc:
+            registry.by_prefix(parse_market_ticker(str(ticker)).event.prefix)
+        except (TickerError, UnknownCityError) as exc:
             pos = int(np.flatnonzero((tickers == ticker).to_numpy())[0])
             raise BadInputError(source, str(exc), row=pos + 1, field=col) from exc
 
@@ -158,6 +170,8 @@ def normalize_trades(path: Path, ctx: ImportContext) -> list[Batch]:
     """Trades in the legacy integer-cent shape or the 2026 fixed-point shape."""
     source = str(path)
     frame = read_table(path).reset_index(drop=True)
+    if frame.empty:
+        return []  # e.g. the last page of a paginated dump: nothing to store
     _require(frame, ["trade_id", "ticker", "created_time"], source)
     fixed_point = "yes_price_dollars" in frame.columns
     if fixed_point:
@@ -170,7 +184,7 @@ def normalize_trades(path: Path, ctx: ImportContext) -> list[Batch]:
     pos = _first_bad(~ids.fillna("").str.fullmatch(UUID_RE).astype(bool))
     if pos is not None:
         _raise_at(source, frame, pos, "trade_id", "not a UUID")
-    _tickers_valid(frame, "ticker", source)
+    _tickers_valid(frame, "ticker", source, ctx.registry)
     times = _timestamps(frame, "created_time", source)
     yes = _numbers(
         frame, price_cols[0], source, lo=0, hi=hi, integral=not fixed_point, what="price"
@@ -183,6 +197,11 @@ def normalize_trades(path: Path, ctx: ImportContext) -> list[Batch]:
     pos = _first_bad(counts <= 0)
     if pos is not None:
         _raise_at(source, frame, pos, count_col, "impossible count: not positive")
+    if fixed_point:
+        # Stored exactly or refused: NUMERIC would silently round extra decimals.
+        _decimal_places(frame, count_col, source, 2)
+        for col in price_cols:
+            _decimal_places(frame, col, source, 6)
     side_col = "taker_outcome_side" if "taker_outcome_side" in frame.columns else "taker_side"
     side = (
         frame[side_col].astype("string")
@@ -252,7 +271,10 @@ def _dollars_or_cents(record: dict[str, Any], name: str) -> object:
     value = record.get(name)
     if value in (None, ""):
         return None
-    return float(value) / 100
+    try:
+        return float(value) / 100
+    except (TypeError, ValueError):
+        return value  # left for the range check to report with its row
 
 
 def _count_field(record: dict[str, Any], name: str) -> object:
@@ -325,9 +347,17 @@ def market_record_batches(
     if not rows:
         return []
     frame = pd.DataFrame(rows)
+    pos = _first_bad(frame["ticker"].duplicated())
+    if pos is not None:
+        _raise_at(source, frame, pos, "ticker", "the same market appears twice")
     frame["settled_tmax"] = frame["event_ticker"].map(settled).astype("Int64")
     for col in ("open_time", "close_time", "expiration_time"):
         frame[col] = _timestamps(frame, col, source, required=False)
+    frame["last_price"] = _numbers(
+        frame, "last_price", source, lo=0, hi=1, required=False, what="price"
+    )
+    for col in ("volume", "open_interest"):
+        frame[col] = _numbers(frame, col, source, lo=0, required=False, what=col)
     return market_batches(frame, ctx)
 
 
@@ -419,7 +449,7 @@ def normalize_ladder(path: Path, ctx: ImportContext) -> list[Batch]:
     source = str(path)
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["ticker", "event_ticker", "result"], source)
-    _tickers_valid(frame, "ticker", source)
+    _tickers_valid(frame, "ticker", source, ctx.registry)
     result = frame["result"].astype("string").str.lower()
     pos = _first_bad(result.notna() & ~result.isin(["yes", "no", ""]).fillna(False))
     if pos is not None:
@@ -513,7 +543,7 @@ def normalize_candles_flat(path: Path, ctx: ImportContext) -> list[Batch]:
         pos = _first_bad(frame["period_minutes"] != 1)
         if pos is not None:
             _raise_at(source, frame, pos, "period_minutes", "only 1-minute candles are stored")
-    _tickers_valid(frame, "ticker", source)
+    _tickers_valid(frame, "ticker", source, ctx.registry)
     out = pd.DataFrame(
         {
             "ticker": frame["ticker"].astype("string"),
@@ -560,7 +590,7 @@ def normalize_top_of_book(path: Path, ctx: ImportContext) -> list[Batch]:
     source = str(path)
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["timestamp", "market_ticker", "best_yes_bid", "best_no_bid"], source)
-    _tickers_valid(frame, "market_ticker", source)
+    _tickers_valid(frame, "market_ticker", source, ctx.registry)
     ts = _timestamps(frame, "timestamp", source, tz=ctx.top_of_book_timezone)
     out = pd.DataFrame({"ticker": frame["market_ticker"].astype("string"), "ts": ts})
     yes_bid = _numbers(

@@ -17,6 +17,14 @@ import psycopg
 from kwx.store.bulk import copy_into, create_stage
 
 
+class DuplicateKeyError(ValueError):
+    """A batch names the same natural key twice; `position` is the 0-based row of the repeat."""
+
+    def __init__(self, table: str, key: tuple[str, ...], position: int) -> None:
+        self.table, self.key, self.position = table, key, position
+        super().__init__(f"{table}: the same ({', '.join(key)}) appears twice")
+
+
 @dataclass(frozen=True)
 class Writer:
     """How rows land in one table.
@@ -31,6 +39,9 @@ class Writer:
     stage_columns: tuple[tuple[str, str], ...]
     upsert_sql: str
     direct_copy: bool = False
+    # The natural key, when the upsert updates: one batch must not name a key twice
+    # (PostgreSQL refuses to update a row twice in one statement).
+    key: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -45,6 +56,10 @@ class Writer:
         """Stage and upsert; returns rows the upsert inserted or changed."""
         if frame.empty:
             return 0
+        if self.key:
+            dup = frame.duplicated(list(self.key)).to_numpy()
+            if dup.any():
+                raise DuplicateKeyError(self.table, self.key, int(dup.argmax()))
         data = frame.loc[:, list(self.column_names)]
         if self.direct_copy:
             try:
@@ -126,6 +141,7 @@ MARKETS = Writer(
           >= {_SOURCE_RANK.format("kalshi.markets.metadata_source")}
       AND {_MARKET_CHANGED}
     """,
+    key=("ticker",),
 )
 
 EVENTS = Writer(
@@ -172,6 +188,7 @@ CANDLES = Writer(
     FROM {{stage}}
     ON CONFLICT (ticker, ts) DO UPDATE SET {_set_all(_CANDLE_NAMES, ["ticker", "ts"])}
     """,
+    key=("ticker", "ts"),
 )
 
 TOP_OF_BOOK = Writer(
@@ -208,6 +225,7 @@ SETTLEMENTS = Writer(
     WHERE (wx.settlement.tmax_final, wx.settlement.note)
           IS DISTINCT FROM (excluded.tmax_final, excluded.note)
     """,
+    key=("city", "climate_date", "source"),
 )
 
 OBS_COLUMNS = _cols(
@@ -223,6 +241,7 @@ OBS = Writer(
     INSERT INTO wx.obs ({", ".join(_OBS_NAMES)}) SELECT {", ".join(_OBS_NAMES)} FROM {{stage}}
     ON CONFLICT (city, source, ts) DO UPDATE SET {_set_all(_OBS_NAMES, ["city", "source", "ts"])}
     """,
+    key=("city", "source", "ts"),
 )
 
 PRODUCTS = Writer(
@@ -264,6 +283,7 @@ FORECAST = Writer(
     ON CONFLICT (city, source, issued_at, valid_at) DO UPDATE
       SET {_set_all(_FC_NAMES, ["city", "source", "issued_at", "valid_at"])}
     """,
+    key=("city", "source", "issued_at", "valid_at"),
 )
 
 _FCD_NAMES = [
@@ -296,6 +316,7 @@ FORECAST_DAILY = Writer(
     ON CONFLICT (city, source, issued_at, target_date) DO UPDATE
       SET {_set_all(_FCD_NAMES, ["city", "source", "issued_at", "target_date"])}
     """,
+    key=("city", "source", "issued_at", "target_date"),
 )
 
 LOCATIONS = Writer(
@@ -307,4 +328,5 @@ LOCATIONS = Writer(
     ON CONFLICT (city, source) DO UPDATE SET kind = excluded.kind, station = excluded.station,
       lat = excluded.lat, lon = excluded.lon, note = excluded.note
     """,
+    key=("city", "source"),
 )
