@@ -23,6 +23,8 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line last.")
 ingest_app = typer.Typer(no_args_is_help=True, help="Fetch data from the real services.")
+weather_app = typer.Typer(no_args_is_help=True, help="The weather model.")
+app.add_typer(weather_app, name="weather")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(bench_app, name="bench")
@@ -374,6 +376,60 @@ def ingest_run(
                 run_forever(ingest, duration_s=duration, on_runs=report)
     except StoreError as exc:
         raise _fail(str(exc)) from exc
+
+
+@weather_app.command("fit-params")
+def weather_fit_params(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from", help="First climate date.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last climate date.")],
+    obs_source: Annotated[
+        str, typer.Option(help="Observation source (asos1min, metar, era5 …).")
+    ] = "era5",
+    forecast_source: Annotated[str, typer.Option(help="Baseline forecast source.")] = "vc",
+    version: Annotated[str, typer.Option(help="Parameter version to write.")] = "v1",
+) -> None:
+    """Fit the residual AR(1) by lead bucket and the measurement model; store both."""
+    from kwx.registry import UnknownCityError, default_registry
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+    from kwx.weather.fit import fit_ar1, load_residuals, store_fits
+    from kwx.weather.measurement import daily_pairs, fit_offsets, store_offsets
+
+    try:
+        target = default_registry().resolve(city)
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+    try:
+        migrate.upgrade()
+        with connect() as conn:
+            residuals = load_residuals(conn, target, obs_source, forecast_source, first, last)
+            fits = fit_ar1(residuals)
+            store_fits(conn, target, version, fits, first, last)
+            dist = fit_offsets(
+                daily_pairs(conn, target, obs_source, first, last), target.key, obs_source
+            )
+            store_offsets(conn, dist, first, last)
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"AR(1) residual params, {target.key} {obs_source} − {forecast_source}")
+    for col in ("lead bucket", "ρ per minute", "σ per minute (°F)", "ρ per step", "pairs"):
+        table.add_column(col, justify="right")
+    for fit in fits:
+        table.add_row(
+            fit.bucket,
+            f"{fit.rho:.6f}",
+            f"{fit.sigma:.4f}",
+            f"{fit.rho_step:.4f} ({fit.step_min:.0f} min)",
+            f"{fit.n_obs:,}",
+        )
+    console.print(table)
+    console.print(
+        f"measurement model ({obs_source}): official − observed max over "
+        f"{dist.n_days} days: mean {dist.mean:+.2f} °F, sd {dist.sd:.2f}, "
+        f"5–95% [{dist.quantile(0.05):+d}, {dist.quantile(0.95):+d}]"
+    )
 
 
 @bench_app.command("import")

@@ -1,0 +1,1 @@
+"""The weather model: residual fit, baselines, measurement model, Monte Carlo."""
