@@ -9,17 +9,16 @@ next attempt: nothing is dropped because the database blinked.
 What lands where:
 
 * ``md.orderbook_snapshot``: one row per level (ticker, ts, side, price, size, seq,
-  use_yes_price). ``ts`` is the client's receive time, because Kalshi's snapshot has none. An
+  use_yes_price, sid — the stored sid below, tying it to its deltas). ``ts`` is the client's receive time, because Kalshi's snapshot has none. An
   empty book has no levels and so leaves no row.
 * ``md.orderbook_delta``: one row per applied delta, keyed (ticker, sid, seq). Kalshi's sids
   restart at 1 on every connection, so the stored sid is
   ``(connection_base + conn) * SID_STRIDE + sid`` where ``conn`` is the client's connection
   number (1, 2, ...). ``connection_base`` defaults to the highest connection already stored,
   read once at start, so a restarted recorder never collides with an earlier run; pass it
-  explicitly to replay a recorded event stream onto the same keys. The column is a 32-bit
-  integer: about 2,100 connections fit before an overflow, which raises rather than wraps.
-* ``md.trades``: through the shared ``TRADES`` writer (insert-if-absent on
-  (ticker, created_time, trade_id)); ``created_time`` is the message's ``ts_ms``.
+  explicitly to replay a recorded event stream onto the same keys (the column is 64-bit).
+* ``md.trades``: through the shared ``TRADES`` writer; ``created_time`` is the message's
+  ``ts_ms``, and a print REST already stored at microsecond precision is not stored again.
 
 Only events the client applied are recorded (see ``kalshi_ws``): a snapshot followed by the
 stored deltas of the same stored sid rebuilds the client's book. Re-recording the same events
@@ -60,7 +59,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SID_STRIDE = 1_000_000
-_INT4_MAX = 2**31 - 1
 REJECTED_KEPT = 1000
 
 _SNAPSHOT_COLUMNS = (
@@ -71,6 +69,7 @@ _SNAPSHOT_COLUMNS = (
     ("size", "numeric"),
     ("seq", "bigint"),
     ("use_yes_price", "boolean"),
+    ("sid", "bigint"),
 )
 _DELTA_COLUMNS = (
     ("ticker", "text"),
@@ -132,7 +131,7 @@ class RecorderStats:
     rejected: int = 0
 
 
-_SnapshotRow = tuple[str, object, str, str, str, int, bool]
+_SnapshotRow = tuple[str, object, str, str, str, int, bool, int]
 _DeltaRow = tuple[str, object, int, int, str, str, str, bool]
 
 
@@ -219,13 +218,7 @@ class Recorder:
             raise RuntimeError("Recorder.start() has not run")
         if not 0 <= sid < SID_STRIDE:
             raise ValueError(f"sid {sid} does not fit the stored-sid scheme")
-        stored = (self.connection_base + conn) * SID_STRIDE + sid
-        if stored > _INT4_MAX:
-            raise OverflowError(
-                f"stored sid {stored} overflows md.orderbook_delta.sid (integer); "
-                "widen the column to bigint"
-            )
-        return stored
+        return (self.connection_base + conn) * SID_STRIDE + sid
 
     async def on_event(self, event: WsEvent) -> None:
         """The ``KalshiWebSocket`` callback."""
@@ -269,6 +262,7 @@ class Recorder:
                             _dec(size),
                             event.seq,
                             event.use_yes_price,
+                            self.stored_sid(event.conn, event.sid),
                         )
                     )
 

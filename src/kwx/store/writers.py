@@ -100,15 +100,59 @@ TRADE_COLUMNS = _cols(
     "trade_id uuid, ticker text, created_time timestamptz, count_fp numeric, "
     "yes_price numeric, no_price numeric, taker_side text, is_block_trade boolean"
 )
-TRADES = Writer(
+
+
+@dataclass(frozen=True)
+class TradeWriter(Writer):
+    """Trades are keyed (ticker, created_time, trade_id), and one print can arrive stamped at
+    two precisions: REST's microseconds and the WebSocket's milliseconds. Rows whose trade_id
+    already exists for the ticker within two seconds are the same print and are skipped.
+
+    When the store has no trade of these tickers near the batch's time span (any first load),
+    nothing can be a duplicate and the rows are COPYed straight in.
+    """
+
+    def write(
+        self,
+        cur: psycopg.Cursor[tuple[object, ...]],
+        frame: pd.DataFrame,
+        params: Mapping[str, object] | None = None,
+    ) -> int:
+        if frame.empty:
+            return 0
+        times = pd.to_datetime(frame["created_time"], utc=True)
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM md.trades WHERE ticker = ANY(%s) "
+            "AND created_time BETWEEN %s AND %s)",
+            (
+                list(pd.unique(frame["ticker"].astype(str))),
+                times.min() - TRADE_SAME_PRINT_WINDOW,
+                times.max() + TRADE_SAME_PRINT_WINDOW,
+            ),
+        )
+        row = cur.fetchone()
+        if row is not None and not row[0]:
+            return super().write(cur, frame, params)
+        staged = Writer(self.table, self.stage_columns, self.upsert_sql, direct_copy=False)
+        return staged.write(cur, frame, params)
+
+
+TRADE_SAME_PRINT_WINDOW = pd.Timedelta(seconds=2)
+TRADES = TradeWriter(
     "md.trades",
     TRADE_COLUMNS,
     """
     INSERT INTO md.trades (trade_id, ticker, created_time, count_fp, yes_price, no_price,
                            taker_side, is_block_trade)
-    SELECT trade_id, ticker, created_time, count_fp, yes_price, no_price, taker_side,
-           is_block_trade
-    FROM {stage}
+    SELECT DISTINCT ON (s.trade_id) s.trade_id, s.ticker, s.created_time, s.count_fp,
+           s.yes_price, s.no_price, s.taker_side, s.is_block_trade
+    FROM {stage} s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM md.trades t
+        WHERE t.ticker = s.ticker AND t.trade_id = s.trade_id
+          AND t.created_time BETWEEN s.created_time - interval '2 seconds'
+                                 AND s.created_time + interval '2 seconds')
+    ORDER BY s.trade_id, s.created_time
     ON CONFLICT (ticker, created_time, trade_id) DO NOTHING
     """,
     direct_copy=True,
