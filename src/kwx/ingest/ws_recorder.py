@@ -9,8 +9,9 @@ next attempt: nothing is dropped because the database blinked.
 What lands where:
 
 * ``md.orderbook_snapshot``: one row per level (ticker, ts, side, price, size, seq,
-  use_yes_price, sid — the stored sid below, tying it to its deltas). ``ts`` is the client's receive time, because Kalshi's snapshot has none. An
-  empty book has no levels and so leaves no row.
+  use_yes_price, sid — the stored sid below, tying it to its deltas). ``ts`` is the
+  client's receive time, because Kalshi's snapshot has none. An empty book has no levels and
+  so leaves no row.
 * ``md.orderbook_delta``: one row per applied delta, keyed (ticker, sid, seq). Kalshi's sids
   restart at 1 on every connection, so the stored sid is
   ``(connection_base + conn) * SID_STRIDE + sid`` where ``conn`` is the client's connection
