@@ -332,9 +332,16 @@ def ingest_run(
     ] = None,
     once: Annotated[bool, typer.Option(help="Run every job once and exit.")] = False,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    ws: Annotated[
+        bool,
+        typer.Option(
+            help="Record the WebSocket stream (order book deltas, trades); needs Kalshi API keys."
+        ),
+    ] = True,
 ) -> None:
     """Continuous ingest: candles and trades every minute, observations every 2 minutes,
-    the NWS forecast hourly, CLI reports each morning, markets every 15 minutes."""
+    the NWS forecast hourly, CLI reports each morning, markets every 15 minutes, and the
+    WebSocket recorder for the open markets when Kalshi keys are configured."""
     from kwx.ingest.continuous import ContinuousIngest, JobRun, run_forever
     from kwx.ingest.normalize import ImportContext
     from kwx.registry import UnknownCityError, default_registry
@@ -369,11 +376,27 @@ def ingest_run(
             ingest = ContinuousIngest(
                 conn, targets, ImportContext(registry), kalshi=kalshi, iem=iem, nws=nws
             )
+            report(ingest.run_due(dt.datetime.now(dt.UTC)))  # markets first: WS needs them
             if once:
-                report(ingest.run_due(dt.datetime.now(dt.UTC)))
-            else:
-                console.print(f"following {', '.join(c.key for c in targets)}; Ctrl-C stops")
+                return
+            recorder = None
+            has_keys = settings.kalshi_api_key_id is not None and settings.kalshi_private_key_path
+            if ws and has_keys:
+                from kwx.ingest.ws_thread import RecorderThread
+
+                tickers = ingest.open_tickers(dt.datetime.now(dt.UTC))
+                recorder = RecorderThread(settings, tickers).start()
+                console.print(f"WebSocket recorder on {len(tickers)} open markets")
+            elif ws:
+                console.print("no Kalshi API keys: WebSocket recorder off, REST polling only")
+            console.print(f"following {', '.join(c.key for c in targets)}; Ctrl-C stops")
+            try:
                 run_forever(ingest, duration_s=duration, on_runs=report)
+            finally:
+                if recorder is not None:
+                    recorder.stop()
+                    if recorder.error is not None:
+                        err.print(f"[red]WebSocket recorder: {recorder.error}[/]")
     except StoreError as exc:
         raise _fail(str(exc)) from exc
 

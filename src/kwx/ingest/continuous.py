@@ -126,6 +126,10 @@ class ContinuousIngest:
         self.conn.commit()
         return [(str(t), o) for t, o in rows if isinstance(o, dt.datetime)]
 
+    def open_tickers(self, now: dt.datetime) -> list[str]:
+        """Every open market of the followed cities (what the WebSocket should follow)."""
+        return [t for city in self.cities for t, _ in self._open_markets(city, now)]
+
     # ------------------------------------------------------------------ jobs
     def _job_markets(self, city: City, now: dt.datetime) -> int:
         if self.kalshi is None:
