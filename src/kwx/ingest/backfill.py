@@ -220,42 +220,34 @@ def backfill_iem(
     on_unit: UnitHook | None = None,
 ) -> list[UnitOutcome]:
     """Station-exact observations: 1-minute ASOS and the METAR archive, per climate day."""
-    job = job_name("iem", city)
-    done = set() if force else done_units(conn, job)
-    outcomes = []
-    for day in dates:
-        unit = day.isoformat()
-        if unit in done:
-            outcomes.append(UnitOutcome("iem", unit, "skipped", message="already done"))
-            continue
-        start, end = climate_day_window(city.timezone, day)
-        if start > now:
-            outcomes.append(UnitOutcome("iem", unit, "skipped", message="in the future"))
-            continue
-        try:
-            batches = [
+
+    def fetch(day: dt.date, start: dt.datetime, end: dt.datetime) -> list[Batch]:
+        batches = [
+            Batch(
+                writers.OBS,
+                obs_frame(iem.metar_archive(city.iem_station, start, end), city, "metar"),
+            )
+        ]
+        if one_minute:
+            batches.append(
                 Batch(
                     writers.OBS,
-                    obs_frame(iem.metar_archive(city.iem_station, start, end), city, "metar"),
+                    obs_frame(iem.asos_1min(city.iem_station, start, end), city, "asos1min"),
                 )
-            ]
-            if one_minute:
-                batches.append(
-                    Batch(
-                        writers.OBS,
-                        obs_frame(iem.asos_1min(city.iem_station, start, end), city, "asos1min"),
-                    )
-                )
-            status = "done" if end + OBS_SETTLE_DELAY <= now else "partial"
-            outcome = UnitOutcome(
-                "iem", unit, status, _write_unit(conn, job, unit, batches, status)
             )
-        except (SourceError, ValueError) as exc:
-            outcome = _record_failure(conn, job, unit, exc)
-        outcomes.append(outcome)
-        if on_unit is not None:
-            on_unit(outcome)
-    return outcomes
+        return batches
+
+    return _per_day(
+        conn,
+        job_name("iem", city),
+        "iem",
+        dates,
+        city,
+        now=now,
+        force=force,
+        on_unit=on_unit,
+        fetch=fetch,
+    )
 
 
 # --------------------------------------------------------------------------- NWS, VC
