@@ -486,6 +486,18 @@ def bench_ingest(
     )
 
 
+@bench_app.command("mc")
+def bench_mc(
+    days: Annotated[int, typer.Option(min=1, help="Days on the 1-minute grid.")] = 365,
+    paths: Annotated[int, typer.Option(min=100)] = 4000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """The hazard Monte Carlo over a city-year, side by side with the naive loop."""
+    from kwx.bench.mc_bench import run_mc_benchmark
+
+    print(json.dumps(run_mc_benchmark(days=days, paths=paths, seed=seed, console=err)))
+
+
 def main() -> None:
     try:
         app()
