@@ -455,6 +455,89 @@ def weather_fit_params(
     )
 
 
+@weather_app.command("run-day")
+def weather_run_day(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date: Annotated[str, typer.Option(help="Climate date (YYYY-MM-DD).")],
+    paths: Annotated[int, typer.Option(min=100)] = 4000,
+    mc_version: Annotated[str, typer.Option(help="Version tag written to pmf.minute.")] = "v1",
+    obs_source: Annotated[
+        str | None, typer.Option(help="Default: the best source that day.")
+    ] = None,
+    forecast_source: Annotated[str, typer.Option()] = "vc",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """p_wx per bracket, hazards and Tmax quantiles for every minute of one city-day."""
+    weather_backfill(city, date, date, paths, mc_version, obs_source, forecast_source, seed)
+
+
+@weather_app.command("backfill")
+def weather_backfill(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from", help="First climate date.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last climate date.")],
+    paths: Annotated[int, typer.Option(min=100)] = 4000,
+    mc_version: Annotated[str, typer.Option(help="Version tag written to pmf.minute.")] = "v1",
+    obs_source: Annotated[
+        str | None, typer.Option(help="Default: the best source each day.")
+    ] = None,
+    forecast_source: Annotated[str, typer.Option()] = "vc",
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Run the weather model over a date range; days without markets or data are reported."""
+    from kwx.ingest.backfill import dates_between
+    from kwx.registry import UnknownCityError, default_registry
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+    from kwx.weather.run_day import run_city_day
+
+    try:
+        target = default_registry().resolve(city)
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
+    done, skipped = 0, []
+    try:
+        migrate.upgrade()
+        with (
+            connect() as conn,
+            Progress(
+                TextColumn("[bold]weather[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.description}"),
+                console=err,
+            ) as progress,
+        ):
+            task = progress.add_task("", total=len(days))
+            for day in days:
+                try:
+                    rows = run_city_day(
+                        conn,
+                        target,
+                        day,
+                        paths=paths,
+                        seed=seed,
+                        mc_version=mc_version,
+                        obs_source=obs_source,
+                        forecast_source=forecast_source,
+                    )
+                    done += 1
+                    progress.update(task, advance=1, description=f"{day}: {rows:,} rows")
+                except ValueError as exc:
+                    conn.rollback()
+                    skipped.append(f"{day}: {exc}")
+                    progress.update(task, advance=1, description=f"{day}: skipped")
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{target.key}: {done} day(s) written to pmf.minute ({mc_version}), {len(skipped)} skipped"
+    )
+    for line in skipped:
+        err.print(f"[yellow]skipped[/] {line}")
+
+
 @bench_app.command("import")
 def bench_import(
     data_dir: Annotated[Path, typer.Option(help="The shared data directory.")] = Path(

@@ -228,6 +228,27 @@ def _sample_batches() -> dict[str, tuple[Writer, pd.DataFrame, dict[str, object]
             ),
             {},
         ),
+        "pmf_wx": (
+            writers.PMF_WX,
+            pd.DataFrame(
+                {
+                    "ticker": [TICKER_A, TICKER_B],
+                    "ts": [T0, T0],
+                    "mc_version": "v1",
+                    "city": "chicago",
+                    "event_ticker": TICKER_A.rsplit("-", 1)[0],
+                    "p_wx": [0.25, 0.75],
+                    "hazard_next_5m": 0.01,
+                    "hazard_next_60m": 0.2,
+                    "tmax_q05": 40.0,
+                    "tmax_q25": 41.0,
+                    "tmax_q50": 42.0,
+                    "tmax_q75": 43.0,
+                    "tmax_q95": 45.0,
+                }
+            ),
+            {},
+        ),
         "products": (
             writers.PRODUCTS,
             pd.DataFrame(

@@ -374,3 +374,35 @@ LOCATIONS = Writer(
     """,
     key=("city", "source"),
 )
+
+_PMF_WX_NAMES = [
+    "ticker",
+    "ts",
+    "mc_version",
+    "city",
+    "event_ticker",
+    "p_wx",
+    "hazard_next_5m",
+    "hazard_next_60m",
+    "tmax_q05",
+    "tmax_q25",
+    "tmax_q50",
+    "tmax_q75",
+    "tmax_q95",
+]
+# The weather model's share of pmf.minute; p_mkt and the fused columns are left alone.
+PMF_WX = Writer(
+    "pmf.minute",
+    _cols(
+        "ticker text, ts timestamptz, mc_version text, city text, event_ticker text, "
+        "p_wx float8, hazard_next_5m float8, hazard_next_60m float8, tmax_q05 float8, "
+        "tmax_q25 float8, tmax_q50 float8, tmax_q75 float8, tmax_q95 float8"
+    ),
+    f"""
+    INSERT INTO pmf.minute ({", ".join(_PMF_WX_NAMES)})
+    SELECT {", ".join(_PMF_WX_NAMES)} FROM {{stage}}
+    ON CONFLICT (ticker, ts, mc_version) DO UPDATE
+      SET {_set_all(_PMF_WX_NAMES, ["ticker", "ts", "mc_version"])}
+    """,
+    key=("ticker", "ts", "mc_version"),
+)

@@ -1,0 +1,254 @@
+"""`kwx weather run-day`: p_wx, hazards and Tmax quantiles for every minute of a city-day.
+
+Inputs are assembled minute by minute so that row t uses only what existed at t:
+- observations are placed on the minute at or after their stamp (a reading stamped 14:53:40
+  is first usable at 14:54), from the best-ranked source that reported that day;
+- the baseline at t is the latest forecast issued before t, bias-corrected by the errors
+  observed up to t (the template — hold the last observation — when no forecast exists);
+- the residual AR(1) parameters and the measurement model come from `kwx weather fit-params`.
+Results are written to pmf.minute under an mc_version, one row per bracket and minute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from kwx.domain.brackets import Bracket
+from kwx.domain.climate_day import climate_day_window
+from kwx.registry import City
+from kwx.store.writers import PMF_WX
+from kwx.weather.baseline import MINUTES_PER_DAY, baseline_at, minute_grid, to_grid
+from kwx.weather.mc import McParams, MeasurementModel, run_day
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    city: City
+    climate_date: dt.date
+    start: dt.datetime
+    event_ticker: str
+    tickers: list[str]
+    brackets: list[Bracket]
+    obs_source: str
+    obs: np.ndarray  # (1440,), NaN where nothing new was observed in that minute
+    baseline: np.ndarray  # (1440, 1440): row t is the path expected at t
+    params: McParams
+    measurement: MeasurementModel
+
+
+def _one(conn: Conn, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    rows = conn.execute(sql, params).fetchall()
+    conn.commit()
+    return rows
+
+
+def load_brackets(conn: Conn, city: City, day: dt.date) -> tuple[str, list[str], list[Bracket]]:
+    rows = _one(
+        conn,
+        "SELECT ticker, event_ticker, strike_type, floor_strike, cap_strike "
+        "FROM kalshi.markets WHERE series_ticker = %s AND climate_date = %s "
+        "ORDER BY ticker",
+        (city.series, day),
+    )
+    if not rows:
+        raise ValueError(f"no {city.series} markets for {day}: import or backfill them first")
+    brackets = [Bracket.from_strikes(str(r[2]), r[3], r[4]) for r in rows]  # type: ignore[arg-type]
+    return str(rows[0][1]), [str(r[0]) for r in rows], brackets
+
+
+def load_observations(
+    conn: Conn, city: City, start: dt.datetime, source: str | None
+) -> tuple[str, np.ndarray]:
+    """The day's readings of one source on the minute grid (ceil: never early)."""
+    end = start + dt.timedelta(minutes=MINUTES_PER_DAY)
+    if source is None:
+        best = _one(
+            conn,
+            "SELECT o.source FROM wx.obs o JOIN meta.obs_source_rank r "
+            "USING (source) WHERE o.city = %s AND o.ts > %s AND o.ts <= %s "
+            "GROUP BY o.source, r.rank ORDER BY r.rank LIMIT 1",
+            (city.key, start - dt.timedelta(minutes=1), end),
+        )
+        if not best:
+            raise ValueError(f"no observations for {city.key} on the climate day from {start}")
+        source = str(best[0][0])
+    rows = _one(
+        conn,
+        "SELECT ts, temp_f FROM wx.obs WHERE city = %s AND source = %s "
+        "AND ts > %s AND ts <= %s AND temp_f IS NOT NULL ORDER BY ts",
+        (city.key, source, start - dt.timedelta(minutes=1), end - dt.timedelta(minutes=1)),
+    )
+    obs = np.full(MINUTES_PER_DAY, np.nan)
+    for ts, temp in rows:
+        assert isinstance(ts, dt.datetime)
+        index = int(np.ceil((ts - start).total_seconds() / 60.0))
+        if 0 <= index < MINUTES_PER_DAY:
+            obs[index] = float(str(temp))
+    return source, obs
+
+
+def load_baselines(
+    conn: Conn, city: City, start: dt.datetime, obs: np.ndarray, source: str
+) -> np.ndarray:
+    """Row t: the latest forecast issued before minute t, corrected by errors seen by t."""
+    end = start + dt.timedelta(minutes=MINUTES_PER_DAY)
+    rows = _one(
+        conn,
+        "SELECT issued_at, valid_at, temp_f FROM wx.forecast WHERE city = %s "
+        "AND source = %s AND issued_at < %s AND temp_f IS NOT NULL "
+        "AND valid_at BETWEEN %s AND %s",
+        (city.key, source, end, start - dt.timedelta(hours=3), end + dt.timedelta(hours=3)),
+    )
+    grid = minute_grid(start)
+    issues: list[tuple[dt.datetime, np.ndarray]] = []
+    if rows:
+        frame = pd.DataFrame(rows, columns=["issued_at", "valid_at", "temp_f"])
+        for issued, part in frame.groupby("issued_at"):
+            series = pd.Series(
+                part["temp_f"].astype(float).to_numpy(),
+                index=pd.DatetimeIndex(part["valid_at"]).tz_convert("UTC"),
+            )
+            issues.append(
+                (pd.Timestamp(str(issued)).to_pydatetime(), to_grid(series.sort_index(), grid))
+            )
+        issues.sort(key=lambda item: item[0])
+    out = np.empty((MINUTES_PER_DAY, MINUTES_PER_DAY))
+    issued_min = np.array([(i - start).total_seconds() / 60.0 for i, _ in issues])
+    for t in range(MINUTES_PER_DAY):
+        # Strictly before minute t: a forecast issued exactly at t is not yet usable at t.
+        k = int(np.searchsorted(issued_min, float(t), side="left")) - 1
+        out[t] = baseline_at(issues[k][1] if k >= 0 else None, obs, t)
+    return out
+
+
+def load_params(conn: Conn, city: City, version: str) -> McParams:
+    rows = _one(
+        conn,
+        "SELECT lead_bucket, rho, sigma FROM wx.mc_params WHERE city = %s AND version = %s",
+        (city.key, version),
+    )
+    if not rows:
+        raise ValueError(
+            f"no wx.mc_params for {city.key} version {version}: run kwx weather fit-params first"
+        )
+    buckets = sorted(
+        (int(str(b).split("-")[0].rstrip("m+")), float(str(r)), float(str(s))) for b, r, s in rows
+    )
+    edges = [0] + [b[0] for b in buckets[1:]]  # the first fitted bucket also covers lead 0
+    return McParams(
+        np.array(edges), np.array([b[1] for b in buckets]), np.array([b[2] for b in buckets])
+    )
+
+
+def load_measurement(conn: Conn, city: City, source: str) -> MeasurementModel:
+    rows = _one(
+        conn,
+        "SELECT offset_f, prob FROM wx.measurement_model WHERE city = %s "
+        "AND source = %s ORDER BY offset_f",
+        (city.key, source),
+    )
+    if not rows:
+        raise ValueError(
+            f"no measurement model for {city.key}/{source}: run kwx weather fit-params first"
+        )
+    probs = np.array([float(str(r[1])) for r in rows])
+    return MeasurementModel(np.array([int(str(r[0])) for r in rows]), probs / probs.sum())
+
+
+def load_day(
+    conn: Conn,
+    city: City,
+    day: dt.date,
+    *,
+    obs_source: str | None = None,
+    forecast_source: str = "vc",
+    version: str = "v1",
+) -> DayInputs:
+    start, _ = climate_day_window(city.timezone, day)
+    event, tickers, brackets = load_brackets(conn, city, day)
+    source, obs = load_observations(conn, city, start, obs_source)
+    return DayInputs(
+        city,
+        day,
+        start,
+        event,
+        tickers,
+        brackets,
+        source,
+        obs,
+        load_baselines(conn, city, start, obs, forecast_source),
+        load_params(conn, city, version),
+        load_measurement(conn, city, source),
+    )
+
+
+def pmf_frame(inputs: DayInputs, result: object, mc_version: str) -> pd.DataFrame:
+    """pmf.minute rows: one per bracket and minute of the day."""
+    from kwx.weather.mc import DayResult
+
+    assert isinstance(result, DayResult)
+    n = result.times.size
+    ts = pd.DatetimeIndex([inputs.start + dt.timedelta(minutes=int(m)) for m in result.times])
+    parts = []
+    for k, ticker in enumerate(inputs.tickers):
+        frame = pd.DataFrame(
+            {
+                "ticker": ticker,
+                "ts": ts,
+                "mc_version": mc_version,
+                "city": inputs.city.key,
+                "event_ticker": inputs.event_ticker,
+                "p_wx": result.p_bracket[:, k],
+                "hazard_next_5m": result.hazard_5m,
+                "hazard_next_60m": result.hazard_60m,
+            }
+        )
+        for j, name in enumerate(("tmax_q05", "tmax_q25", "tmax_q50", "tmax_q75", "tmax_q95")):
+            frame[name] = result.quantiles[:, j]
+        parts.append(frame)
+    out = pd.concat(parts, ignore_index=True)
+    assert len(out) == n * len(inputs.tickers)
+    return out
+
+
+def run_city_day(
+    conn: Conn,
+    city: City,
+    day: dt.date,
+    *,
+    paths: int = 4000,
+    seed: int = 0,
+    mc_version: str = "v1",
+    obs_source: str | None = None,
+    forecast_source: str = "vc",
+    params_version: str = "v1",
+) -> int:
+    inputs = load_day(
+        conn,
+        city,
+        day,
+        obs_source=obs_source,
+        forecast_source=forecast_source,
+        version=params_version,
+    )
+    # The seed is per city-day so that a day's numbers never depend on which other days ran.
+    rng = np.random.default_rng([seed, day.toordinal(), sum(map(ord, city.key))])
+    result = run_day(
+        inputs.baseline,
+        inputs.obs,
+        inputs.params,
+        inputs.measurement,
+        inputs.brackets,
+        paths=paths,
+        rng=rng,
+    )
+    frame = pmf_frame(inputs, result, mc_version)
+    with conn.transaction(), conn.cursor() as cur:
+        return PMF_WX.write(cur, frame)
