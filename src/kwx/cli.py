@@ -24,6 +24,8 @@ db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL store.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each prints one JSON line last.")
 ingest_app = typer.Typer(no_args_is_help=True, help="Fetch data from the real services.")
 weather_app = typer.Typer(no_args_is_help=True, help="The weather model.")
+diag_app = typer.Typer(no_args_is_help=True, help="Diagnostics of the weather model.")
+weather_app.add_typer(diag_app, name="diag")
 app.add_typer(weather_app, name="weather")
 app.add_typer(db_app, name="db")
 app.add_typer(ingest_app, name="ingest")
@@ -536,6 +538,53 @@ def weather_backfill(
     )
     for line in skipped:
         err.print(f"[yellow]skipped[/] {line}")
+
+
+@diag_app.command("skill")
+def weather_diag_skill(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from", help="First climate date.")],
+    date_to: Annotated[str, typer.Option("--to", help="Last climate date.")],
+    mc_version: Annotated[str, typer.Option()] = "v1",
+    csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
+) -> None:
+    """RPS/(K−1), Brier and log-loss of p_wx vs the market vs climatology by local hour."""
+    from kwx.registry import UnknownCityError, default_registry
+    from kwx.store.engine import StoreError, connect
+    from kwx.weather.skill import collect, score
+
+    try:
+        target = default_registry().resolve(city)
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+    try:
+        with connect() as conn:
+            rows = collect(conn, target, first, last, mc_version)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    if not rows:
+        raise _fail(
+            "no settled event-hours with p_wx, a market mid and climatology; run "
+            "kwx weather backfill for the range first"
+        )
+    table = score(rows)
+    out = Table(title=f"skill {target.key} {first} → {last} (hours of local standard time)")
+    for col in ("hour", "model", "RPS/(K−1)", "Brier", "log-loss", "n"):
+        out.add_column(col, justify="left" if col == "model" else "right")
+    for r in table.itertuples(index=False):
+        out.add_row(
+            f"{r.hour:02d}",
+            str(r.model),
+            f"{r.rps_norm:.4f}",
+            f"{r.brier:.4f}",
+            f"{r.log_loss:.3f}",
+            str(r.n),
+        )
+    console.print(out)
+    if csv is not None:
+        table.to_csv(csv, index=False)
+        console.print(f"wrote {csv}")
 
 
 @bench_app.command("import")

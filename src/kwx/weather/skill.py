@@ -1,0 +1,149 @@
+"""`kwx weather diag skill`: how good are p_wx, the market and climatology, hour by hour.
+
+For every settled event in the range and each evaluation hour (hours of the climate day's
+local standard time, so 00 is the day's first minute), three bracket distributions are
+scored against the bracket that won:
+- p_wx from pmf.minute (the weather model's run under an mc_version);
+- p_mkt from the feature panel's mid (quote mid, else last trade), normalised over the event;
+- climatology: the settled maxima of the same city within ±15 days of the date in earlier
+  years (strictly before the evaluated range: no look-ahead), Laplace-smoothed.
+Only event-hours where all three exist are scored, so the comparison is like for like.
+Metrics: RPS (scoringrules) divided by K − 1, mean per-bracket Brier, and the log-loss of
+the winning bracket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import psycopg
+import scoringrules as sr
+
+from kwx.domain.brackets import Bracket
+from kwx.domain.climate_day import climate_day_window
+from kwx.registry import City
+
+Conn = psycopg.Connection[tuple[object, ...]]
+HOURS = (0, 8, 12, 16)
+CLIMATOLOGY_WINDOW_DAYS = 15
+LOG_FLOOR = 1e-6
+SETTLEMENT_PREFERENCE = ("cli", "official", "acis", "iem", "ncei")
+
+
+@dataclass(frozen=True)
+class EventHour:
+    event_ticker: str
+    hour: int
+    winner: int
+    p: dict[str, np.ndarray]  # model → probabilities in ladder order
+
+
+def _ladder(conn: Conn, event: str) -> tuple[list[str], list[Bracket], int]:
+    rows = conn.execute(
+        "SELECT ticker, strike_type, floor_strike, cap_strike, settled_tmax "
+        "FROM feat.market_day WHERE event_ticker = %s ORDER BY bracket_index",
+        (event,),
+    ).fetchall()
+    tickers = [str(r[0]) for r in rows]
+    brackets = [Bracket.from_strikes(str(r[1]), r[2], r[3]) for r in rows]  # type: ignore[arg-type]
+    tmax = int(str(rows[0][4]))
+    return tickers, brackets, tmax
+
+
+def _climatology(history: pd.DataFrame, day: dt.date, brackets: list[Bracket]) -> np.ndarray:
+    doy = pd.Timestamp(day).dayofyear
+    gap = np.abs(history["doy"] - doy)
+    near = history[np.minimum(gap, 366 - gap) <= CLIMATOLOGY_WINDOW_DAYS]["tmax"].to_numpy()
+    counts = np.array([sum(b.wins(int(t)) for t in near) for b in brackets], dtype=float)
+    counts += 0.5
+    probs: np.ndarray = counts / counts.sum()
+    return probs
+
+
+def collect(
+    conn: Conn, city: City, date_from: dt.date, date_to: dt.date, mc_version: str = "v1"
+) -> list[EventHour]:
+    events = conn.execute(
+        "SELECT DISTINCT event_ticker, climate_date FROM kalshi.markets WHERE series_ticker = %s "
+        "AND climate_date BETWEEN %s AND %s AND settled_tmax IS NOT NULL ORDER BY 2",
+        (city.series, date_from, date_to),
+    ).fetchall()
+    hist_rows = conn.execute(
+        "SELECT DISTINCT ON (climate_date) climate_date, tmax_final FROM wx.settlement "
+        "WHERE city = %s AND climate_date < %s ORDER BY climate_date, "
+        "array_position(%s::text[], source)",
+        (city.key, date_from, list(SETTLEMENT_PREFERENCE)),
+    ).fetchall()
+    history = pd.DataFrame(hist_rows, columns=["date", "tmax"])
+    history["doy"] = pd.to_datetime(history["date"]).dt.dayofyear
+    out: list[EventHour] = []
+    for event, day in events:
+        assert isinstance(day, dt.date)
+        tickers, brackets, tmax = _ladder(conn, str(event))
+        winners = [i for i, b in enumerate(brackets) if b.wins(tmax)]
+        if len(winners) != 1 or history.empty:
+            continue
+        start, _ = climate_day_window(city.timezone, day)
+        times = [start + dt.timedelta(hours=h) for h in HOURS]
+        wx = conn.execute(
+            "SELECT ticker, ts, p_wx FROM pmf.minute WHERE event_ticker = %s AND "
+            "mc_version = %s AND ts = ANY(%s)",
+            (event, mc_version, times),
+        ).fetchall()
+        mkt = conn.execute(
+            "SELECT ticker, ts, mid FROM feat.minute_panel_base WHERE event_ticker = %s "
+            "AND ts = ANY(%s)",
+            (event, times),
+        ).fetchall()
+        p_wx = {(str(t), ts): float(str(p)) for t, ts, p in wx if p is not None}
+        p_mkt = {(str(t), ts): float(str(m)) for t, ts, m in mkt if m is not None}
+        clim = _climatology(history, day, brackets)
+        for hour, ts in zip(HOURS, times, strict=True):
+            w = [p_wx.get((t, ts)) for t in tickers]
+            m = [p_mkt.get((t, ts)) for t in tickers]
+            if any(v is None for v in w) or any(v is None for v in m):
+                continue
+            mv = np.array(m, dtype=float)
+            if mv.sum() <= 0:
+                continue
+            out.append(
+                EventHour(
+                    str(event),
+                    hour,
+                    winners[0],
+                    {
+                        "p_wx": np.array(w, dtype=float),
+                        "p_mkt": mv / mv.sum(),
+                        "climatology": clim,
+                    },
+                )
+            )
+    conn.commit()
+    return out
+
+
+def score(rows: list[EventHour]) -> pd.DataFrame:
+    """Mean metrics per (hour, model): rps_norm, brier, log_loss, n."""
+    records = []
+    for row in rows:
+        k = len(row.p["p_wx"])
+        onehot = np.zeros(k)
+        onehot[row.winner] = 1.0
+        for model, p in row.p.items():
+            records.append(
+                {
+                    "hour": row.hour,
+                    "model": model,
+                    "rps_norm": float(sr.rps_score(onehot, p, onehot=True)) / (k - 1),
+                    "brier": float(np.mean((p - onehot) ** 2)),
+                    "log_loss": float(-np.log(max(p[row.winner], LOG_FLOOR))),
+                }
+            )
+    frame = pd.DataFrame(records, columns=["hour", "model", "rps_norm", "brier", "log_loss"])
+    grouped = frame.groupby(["hour", "model"])
+    table = grouped[["rps_norm", "brier", "log_loss"]].mean()
+    table["n"] = grouped.size()
+    return table.reset_index()
