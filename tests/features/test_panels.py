@@ -201,3 +201,31 @@ def test_no_look_ahead(day: Conn, cut: int) -> None:
     day.commit()
     after = {(v, t): _rows(day, v, t, until) for v in views for t in (LOW, MID, HIGH)}
     assert after == before
+
+
+def test_the_day_starts_with_what_was_known_before_it(day: Conn) -> None:
+    before = DAY_START - dt.timedelta(minutes=10)
+    day.execute(
+        "INSERT INTO md.candles_1m (ticker, ts, source, yes_bid_close, yes_ask_close, "
+        "price_close, volume, has_trade) VALUES (%s, %s, 'api', 0.30, 0.36, 0.33, 4, true)",
+        (MID, before),
+    )
+    # The candle of the minute just before the day closes at the day's first instant: it is
+    # the row's own candle, not a seed.
+    day.execute(
+        "INSERT INTO md.candles_1m (ticker, ts, source, yes_bid_close, yes_ask_close, "
+        "price_close, volume, has_trade) VALUES (%s, %s, 'api', 0.31, 0.37, 0.34, 1, true)",
+        (MID, DAY_START - dt.timedelta(minutes=1)),
+    )
+    day.commit()
+    rows = _rows(day, "feat.minute_panel_base", MID)
+    assert (rows[0]["yes_bid"], rows[0]["yes_ask"]) == (Decimal("0.31"), Decimal("0.37"))
+    assert rows[1]["mid"] == Decimal("0.34") and rows[1]["volume_1m"] == 0
+    day.execute(
+        "DELETE FROM md.candles_1m WHERE ticker = %s AND ts = %s",
+        (MID, DAY_START - dt.timedelta(minutes=1)),
+    )
+    day.commit()
+    rows = _rows(day, "feat.minute_panel_base", MID)
+    assert rows[0]["mid"] == Decimal("0.33") and rows[0]["last_price"] == Decimal("0.33")
+    assert rows[0]["volume_1m"] == 0  # the seed carries prices, not volume
