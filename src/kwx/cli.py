@@ -181,7 +181,7 @@ def import_files(
         migrate.upgrade()
         ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
         with (
-            connect() as conn,
+            connect(bulk=True) as conn,
             Progress(
                 TextColumn("[bold]import[/]"),
                 BarColumn(),
@@ -211,7 +211,7 @@ def import_files(
                 force=force,
                 on_file=done,
                 on_plan=planned,
-                connection_factory=connect,
+                connection_factory=lambda: connect(bulk=True),
             )
     except StoreError as exc:
         raise _fail(str(exc)) from exc
@@ -370,7 +370,7 @@ def ingest_run(
     try:
         migrate.upgrade()
         with (
-            connect() as conn,
+            connect(bulk=True) as conn,
             KalshiRest.from_settings(settings) as kalshi,
             IemClient.from_settings(settings) as iem,
             NwsClient.from_settings(settings) as nws,
@@ -502,7 +502,7 @@ def weather_backfill(
     try:
         migrate.upgrade()
         with (
-            connect() as conn,
+            connect(bulk=True) as conn,
             Progress(
                 TextColumn("[bold]weather[/]"),
                 BarColumn(),

@@ -97,11 +97,14 @@ def test_candle_grid_function_is_installed(conn: Conn) -> None:
     assert row == (10,)
 
 
-def test_connect_sets_utc_and_async_commit(conn: Conn) -> None:
+def test_connect_sets_utc_and_async_commit(conn: Conn, settings: Settings) -> None:
     # The session settings are committed, so the caller starts on an idle connection.
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert conn.execute("SHOW TimeZone").fetchone() == ("UTC",)
-    assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    # Durable by default (the ledger); asynchronous commit only for redoable bulk work.
+    assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+    with connect(settings, bulk=True) as bulk:
+        assert bulk.execute("SHOW synchronous_commit").fetchone() == ("off",)
 
 
 def test_downgrade_then_upgrade_round_trips(settings: Settings) -> None:

@@ -52,7 +52,7 @@ def scratch_database(settings: Settings) -> Iterator[Settings]:
 def _one_run(data_dir: Path, settings: Settings) -> dict[str, float]:
     ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
     known, _ = plan(data_dir / "kalshi")
-    with scratch_database(settings) as scratch, connect(scratch) as conn:
+    with scratch_database(settings) as scratch, connect(scratch, bulk=True) as conn:
         # Market metadata first (not timed): the candle build groups trades by market.
         meta_dir = data_dir / "kalshi" / "markets"
         import_directory(conn, meta_dir, ctx)
@@ -67,7 +67,7 @@ def _one_run(data_dir: Path, settings: Settings) -> dict[str, float]:
             ctx,
             workers=2,
             derive=False,
-            connection_factory=lambda: connect(scratch),
+            connection_factory=lambda: connect(scratch, bulk=True),
         )
         trade_s = time.perf_counter() - started
         rows = sum(o.rows_stored for o in summary.outcomes if o.kind is FileKind.TRADES)

@@ -38,7 +38,7 @@ def _dataset(data_dir: Path, series: str, first: dt.date, last: dt.date) -> Kals
     """The month's real markets, trades and trade-built candles, loaded via a scratch store."""
     settings = get_settings()
     ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
-    with scratch_database(settings) as scratch, connect(scratch) as conn:
+    with scratch_database(settings) as scratch, connect(scratch, bulk=True) as conn:
         import_directory(conn, data_dir / "kalshi" / "markets", ctx)
         import_directory(conn, data_dir / "kalshi" / "trades", ctx)
         return KalshiDataset.from_store(conn, series, first, last)
@@ -76,7 +76,7 @@ def run_ingest_benchmark(
                 key_id=signer.key_id,
             ) as server,
             scratch_database(settings) as scratch,
-            connect(scratch) as conn,
+            connect(scratch, bulk=True) as conn,
             KalshiRest(server.url, signer=signer) as rest,
         ):
             rest.size_limits_from_account()

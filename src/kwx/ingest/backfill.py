@@ -452,7 +452,7 @@ def run_backfill(
     summary = BackfillSummary()
     own: list[KalshiRest | IemClient | NwsClient | VisualCrossingClient] = []
     try:
-        with connect(settings) as conn:
+        with connect(settings, bulk=True) as conn:
             if "kalshi" in sources:
                 if kalshi is None:
                     kalshi = KalshiRest.from_settings(settings)

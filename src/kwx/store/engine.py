@@ -123,9 +123,15 @@ def sqlalchemy_url(settings: Settings | None = None) -> str:
 
 @contextlib.contextmanager
 def connect(
-    settings: Settings | None = None, *, autocommit: bool = False
+    settings: Settings | None = None, *, autocommit: bool = False, bulk: bool = False
 ) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A psycopg connection with the session settings kwx relies on."""
+    """A psycopg connection with the session settings kwx relies on.
+
+    `bulk` turns off synchronous commit for work that can be redone (imports, backfills,
+    recomputation): a crash may lose the last few commits, never corrupt anything, and the
+    resumable job fetches them again. Everything else (the ledger, the stream recorder)
+    keeps fully durable commits.
+    """
     try:
         conn = psycopg.connect(database_url(settings), autocommit=autocommit)
     except psycopg.OperationalError as exc:
@@ -135,8 +141,8 @@ def connect(
             raise StoreError(
                 f"PostgreSQL {conn.info.server_version} is too old; kwx needs 14 or newer"
             )
-        # Durable enough for bulk imports: a crash can lose the last commits but never corrupts.
-        conn.execute("SET synchronous_commit = off")
+        if bulk:
+            conn.execute("SET synchronous_commit = off")
         conn.execute("SET TIME ZONE 'UTC'")
         if not autocommit:
             conn.commit()
