@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -538,6 +538,108 @@ def weather_backfill(
     )
     for line in skipped:
         err.print(f"[yellow]skipped[/] {line}")
+
+
+def _diag_inputs(
+    city: str, date_from: str, date_to: str, out: Path
+) -> tuple[Any, dt.date, dt.date]:
+    from kwx.registry import UnknownCityError, default_registry
+
+    try:
+        target = default_registry().resolve(city)
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    return target, _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+
+
+@diag_app.command("pmf-sum")
+def weather_diag_pmf_sum(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from")],
+    date_to: Annotated[str, typer.Option("--to")],
+    mc_version: Annotated[str, typer.Option()] = "v1",
+    out: Annotated[Path, typer.Option(help="Directory for the CSV and PNG.")] = Path("diag"),
+) -> None:
+    """Σ p_wx per minute (must be 1) and p left on brackets already ruled out (must be 0)."""
+    from kwx.store.engine import connect
+    from kwx.weather.diagnostics import plot_pmf_sum, pmf_sum
+
+    target, first, last = _diag_inputs(city, date_from, date_to, out)
+    with connect() as conn:
+        table = pmf_sum(conn, target, first, last, mc_version)
+    if table.empty:
+        raise _fail("no pmf.minute rows in the range: run kwx weather backfill first")
+    stem = out / f"pmf_sum_{target.key}_{first}_{last}"
+    table.to_csv(stem.with_suffix(".csv"), index=False)
+    plot_pmf_sum(table, stem.with_suffix(".png"), f"pmf sum, {target.key}")
+    console.print(
+        f"{len(table)} days: max |Σp − 1| = {table['max_abs_sum_error'].max():.2e}, "
+        f"max p on ruled-out brackets = {table['max_ruled_out_p'].max():.2e}; "
+        f"wrote {stem}.csv/.png"
+    )
+
+
+@diag_app.command("evaluate-morning")
+def weather_diag_morning(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from")],
+    date_to: Annotated[str, typer.Option("--to")],
+    mc_version: Annotated[str, typer.Option()] = "v1",
+    out: Annotated[Path, typer.Option(help="Directory for the CSVs and PNGs.")] = Path("diag"),
+) -> None:
+    """The 08:00 LST p_wx against what settled: reliability diagram and PIT histogram."""
+    import numpy as np
+    import pandas as pd
+
+    from kwx.store.engine import connect
+    from kwx.weather.diagnostics import (
+        morning_cases,
+        pit_values,
+        plot_pit,
+        plot_reliability,
+        reliability,
+    )
+
+    target, first, last = _diag_inputs(city, date_from, date_to, out)
+    with connect() as conn:
+        cases = morning_cases(conn, target, first, last, mc_version)
+    if not cases:
+        raise _fail("no settled days with p_wx at 08:00: run kwx weather backfill first")
+    stem = out / f"morning_{target.key}_{first}_{last}"
+    table = reliability(cases)
+    table.to_csv(f"{stem}_reliability.csv", index=False)
+    pit = pit_values(cases, np.random.default_rng(0))
+    pd.DataFrame({"pit": pit}).to_csv(f"{stem}_pit.csv", index=False)
+    plot_reliability(table, Path(f"{stem}_reliability.png"), f"p_wx at 08 LST, {target.key}")
+    plot_pit(pit, Path(f"{stem}_pit.png"), f"PIT at 08 LST, {target.key} ({len(pit)} days)")
+    console.print(
+        f"{len(cases)} days; PIT mean {pit.mean():.3f} (0.5 if calibrated); "
+        f"wrote {stem}_reliability.csv/.png and {stem}_pit.csv/.png"
+    )
+
+
+@diag_app.command("hazard-trace")
+def weather_diag_hazard_trace(
+    city: Annotated[str, typer.Option(help="City key, series or station.")],
+    date_from: Annotated[str, typer.Option("--from")],
+    date_to: Annotated[str, typer.Option("--to")],
+    mc_version: Annotated[str, typer.Option()] = "v1",
+    out: Annotated[Path, typer.Option(help="Directory for the CSV and PNG.")] = Path("diag"),
+) -> None:
+    """Mean hazard of a new high within 60 minutes, around the time of the day's high."""
+    from kwx.store.engine import connect
+    from kwx.weather.diagnostics import hazard_trace, plot_hazard_trace
+
+    target, first, last = _diag_inputs(city, date_from, date_to, out)
+    with connect() as conn:
+        trace = hazard_trace(conn, target, first, last, mc_version)
+    if trace.empty:
+        raise _fail("no hazards with observations in the range: run kwx weather backfill")
+    stem = out / f"hazard_trace_{target.key}_{first}_{last}"
+    trace.to_csv(stem.with_suffix(".csv"), index=False)
+    plot_hazard_trace(trace, stem.with_suffix(".png"), f"hazard around the high, {target.key}")
+    console.print(f"{int(trace['days'].max())} days traced; wrote {stem}.csv/.png")
 
 
 @diag_app.command("skill")
