@@ -23,7 +23,7 @@ from kwx.domain.climate_day import climate_day_window
 from kwx.registry import City
 from kwx.store.writers import PMF_WX
 from kwx.weather.baseline import MINUTES_PER_DAY, baseline_at, minute_grid, to_grid
-from kwx.weather.mc import McParams, MeasurementModel, run_day
+from kwx.weather.mc import DayResult, McParams, MeasurementModel, run_day
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -189,11 +189,8 @@ def load_day(
     )
 
 
-def pmf_frame(inputs: DayInputs, result: object, mc_version: str) -> pd.DataFrame:
+def pmf_frame(inputs: DayInputs, result: DayResult, mc_version: str) -> pd.DataFrame:
     """pmf.minute rows: one per bracket and minute of the day."""
-    from kwx.weather.mc import DayResult
-
-    assert isinstance(result, DayResult)
     n = result.times.size
     ts = pd.DatetimeIndex([inputs.start + dt.timedelta(minutes=int(m)) for m in result.times])
     parts = []

@@ -25,12 +25,12 @@ import scoringrules as sr
 from kwx.domain.brackets import Bracket
 from kwx.domain.climate_day import climate_day_window
 from kwx.registry import City
+from kwx.weather.measurement import SETTLEMENT_PREFERENCE
 
 Conn = psycopg.Connection[tuple[object, ...]]
 HOURS = (0, 8, 12, 16)
 CLIMATOLOGY_WINDOW_DAYS = 15
 LOG_FLOOR = 1e-6
-SETTLEMENT_PREFERENCE = ("cli", "official", "acis", "iem", "ncei")
 
 
 @dataclass(frozen=True)
