@@ -732,6 +732,17 @@ def bench_mc(
     print(json.dumps(run_mc_benchmark(days=days, paths=paths, seed=seed, console=err)))
 
 
+def _register_areas() -> None:
+    """Each later area keeps its commands in its own module under kwx.commands."""
+    from kwx.commands import backtest_cmds, fusion_cmds, live_cmds, model_cmds
+
+    for area in (fusion_cmds, model_cmds, backtest_cmds, live_cmds):
+        area.register(app, bench_app)
+
+
+_register_areas()
+
+
 def main() -> None:
     try:
         app()

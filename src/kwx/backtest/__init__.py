@@ -1,0 +1,1 @@
+"""Fill models, backtest runs, metrics and the HTML report."""

@@ -1,0 +1,1 @@
+"""Cross-bracket classifiers of short-horizon moves and their calibrators."""

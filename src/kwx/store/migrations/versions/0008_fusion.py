@@ -1,0 +1,22 @@
+"""Fusion: p_mkt and fusion configs (issue 5).
+
+Placeholder in the chain so that work on later issues can land in any order; the owning
+issue fills in upgrade/downgrade.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-11-24
+"""
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

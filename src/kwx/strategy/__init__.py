@@ -1,0 +1,1 @@
+"""Signals, execution policy and risk: from probabilities to order intents."""
