@@ -89,10 +89,20 @@ def taker_fee(count: Decimal | int, price: Decimal, rate: Decimal = TAKER_RATE) 
     return round_up_cent(exact_fee(count, price, rate))
 
 
+# Fee types whose schedules are documented but not verified against fills; refusing them is
+# safer than pricing a trade with a made-up fee (reference/kalshi-api.md §9.1 says "verify").
+_NOT_MODELLED: Final = frozenset({"quadratic_with_combo_maker_fees", "flat"})
+
+
 def _check_fee_type(fee_type: str) -> None:
     if fee_type not in FEE_TYPES:
         raise ValueError(
             f"fee_type: unknown value {fee_type!r}; expected one of {sorted(FEE_TYPES)}"
+        )
+    if fee_type in _NOT_MODELLED:
+        raise ValueError(
+            f"fee_type: {fee_type!r} is not modelled (only 'quadratic' and "
+            "'quadratic_with_maker_fees' are; KXHIGH* series are 'quadratic')"
         )
 
 
@@ -101,9 +111,9 @@ def maker_fee(
 ) -> Decimal:
     """Return the maker fee in dollars: the taker formula at the maker rate, or 0.
 
-    Only ``quadratic_with_maker_fees`` series charge makers; every other fee type (KXHIGH* is
-    ``quadratic``) pays nothing for resting liquidity. An unknown ``fee_type`` is an error, not
-    a free trade.
+    Only ``quadratic_with_maker_fees`` series charge makers; ``quadratic`` series (all KXHIGH*)
+    charge nothing for resting liquidity. An unknown ``fee_type`` is an error, not a free
+    trade, and so are the combo and flat schedules, which are not modelled here.
     """
     _check_fee_type(fee_type)
     if fee_type != QUADRATIC_WITH_MAKER_FEES:
