@@ -413,13 +413,33 @@ def weather_fit_params(
     ] = "era5",
     forecast_source: Annotated[str, typer.Option(help="Baseline forecast source.")] = "vc",
     version: Annotated[str, typer.Option(help="Parameter version to write.")] = "v1",
+    diurnal_bias: Annotated[
+        bool,
+        typer.Option(
+            help="Also fit and apply a mean residual by local hour (off: it made the ERA5 "
+            "proxy's morning forecasts worse in Chicago 2024)."
+        ),
+    ] = False,
 ) -> None:
-    """Fit the residual AR(1) by lead bucket and the measurement model; store both."""
+    """Fit the residual AR(1) by lead from the anchor and the measurement model; store both."""
+    import numpy as np
+
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
-    from kwx.weather.fit import fit_ar1, load_residuals, store_fits
-    from kwx.weather.measurement import daily_pairs, fit_offsets, store_offsets
+    from kwx.weather.fit import (
+        fit_anchor_ar1,
+        fit_diurnal_bias,
+        load_residuals,
+        store_bias,
+        store_fits,
+    )
+    from kwx.weather.measurement import (
+        daily_pairs,
+        fit_offsets,
+        fit_seasonal_offsets,
+        store_offsets,
+    )
 
     try:
         target = default_registry().resolve(city)
@@ -430,26 +450,40 @@ def weather_fit_params(
         migrate.upgrade()
         with connect() as conn:
             residuals = load_residuals(conn, target, obs_source, forecast_source, first, last)
-            fits = fit_ar1(residuals)
+            bias = fit_diurnal_bias(residuals, target.timezone) if diurnal_bias else np.zeros(24)
+            fits = fit_anchor_ar1(residuals, target.timezone, bias)
             store_fits(conn, target, version, fits, first, last)
-            dist = fit_offsets(
-                daily_pairs(conn, target, obs_source, first, last), target.key, obs_source
-            )
+            store_bias(conn, target, version, bias if diurnal_bias else None, first, last)
+            pairs = daily_pairs(conn, target, obs_source, first, last)
+            dist = fit_offsets(pairs, target.key, obs_source)
             store_offsets(conn, dist, first, last)
+            for seasonal in fit_seasonal_offsets(pairs, target.key, obs_source):
+                store_offsets(conn, seasonal, first, last)
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     table = Table(title=f"AR(1) residual params, {target.key} {obs_source} − {forecast_source}")
-    for col in ("lead bucket", "ρ per minute", "σ per minute (°F)", "ρ per step", "pairs"):
+    for col in (
+        "lead from anchor",
+        "ρ per minute",
+        "σ per minute (°F)",
+        "a at bucket end",
+        "pairs",
+    ):
         table.add_column(col, justify="right")
     for fit in fits:
         table.add_row(
             fit.bucket,
             f"{fit.rho:.6f}",
             f"{fit.sigma:.4f}",
-            f"{fit.rho_step:.4f} ({fit.step_min:.0f} min)",
+            f"{fit.rho_step:.4f} ({fit.step_min:.0f} min)" if fit.n_obs else "as above",
             f"{fit.n_obs:,}",
         )
     console.print(table)
+    if diurnal_bias:
+        console.print(
+            f"diurnal bias ({obs_source} − {forecast_source}) by local hour: "
+            + " ".join(f"{h:02d}:{b:+.1f}" for h, b in enumerate(bias))
+        )
     console.print(
         f"measurement model ({obs_source}): official − observed max over "
         f"{dist.n_days} days: mean {dist.mean:+.2f} °F, sd {dist.sd:.2f}, "
@@ -468,9 +502,14 @@ def weather_run_day(
     ] = None,
     forecast_source: Annotated[str, typer.Option()] = "vc",
     seed: Annotated[int, typer.Option()] = 0,
+    params_version: Annotated[
+        str, typer.Option(help="wx.mc_params version (from fit-params).")
+    ] = "v1",
 ) -> None:
     """p_wx per bracket, hazards and Tmax quantiles for every minute of one city-day."""
-    weather_backfill(city, date, date, paths, mc_version, obs_source, forecast_source, seed)
+    weather_backfill(
+        city, date, date, paths, mc_version, obs_source, forecast_source, seed, params_version
+    )
 
 
 @weather_app.command("backfill")
@@ -485,6 +524,9 @@ def weather_backfill(
     ] = None,
     forecast_source: Annotated[str, typer.Option()] = "vc",
     seed: Annotated[int, typer.Option()] = 0,
+    params_version: Annotated[
+        str, typer.Option(help="wx.mc_params version (from fit-params).")
+    ] = "v1",
 ) -> None:
     """Run the weather model over a date range; days without markets or data are reported."""
     from kwx.ingest.backfill import dates_between
@@ -524,6 +566,7 @@ def weather_backfill(
                         mc_version=mc_version,
                         obs_source=obs_source,
                         forecast_source=forecast_source,
+                        params_version=params_version,
                     )
                     done += 1
                     progress.update(task, advance=1, description=f"{day}: {rows:,} rows")
@@ -649,8 +692,12 @@ def weather_diag_skill(
     date_to: Annotated[str, typer.Option("--to", help="Last climate date.")],
     mc_version: Annotated[str, typer.Option()] = "v1",
     csv: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
+    params_version: Annotated[
+        str | None,
+        typer.Option(help="Re-simulate with these wx.mc_params for the CRPS of Tmax samples."),
+    ] = "v1",
 ) -> None:
-    """RPS/(K−1), Brier and log-loss of p_wx vs the market vs climatology by local hour."""
+    """RPS/(K−1), Brier, log-loss and CRPS of p_wx vs the market vs climatology by hour."""
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store.engine import StoreError, connect
     from kwx.weather.skill import collect, score
@@ -662,7 +709,7 @@ def weather_diag_skill(
     first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     try:
         with connect() as conn:
-            rows = collect(conn, target, first, last, mc_version)
+            rows = collect(conn, target, first, last, mc_version, params_version=params_version)
     except StoreError as exc:
         raise _fail(str(exc)) from exc
     if not rows:
@@ -672,7 +719,7 @@ def weather_diag_skill(
         )
     table = score(rows)
     out = Table(title=f"skill {target.key} {first} → {last} (hours of local standard time)")
-    for col in ("hour", "model", "RPS/(K−1)", "Brier", "log-loss", "n"):
+    for col in ("hour", "model", "RPS/(K−1)", "Brier", "log-loss", "CRPS °F", "n"):
         out.add_column(col, justify="left" if col == "model" else "right")
     for r in table.itertuples(index=False):
         out.add_row(
@@ -681,6 +728,7 @@ def weather_diag_skill(
             f"{r.rps_norm:.4f}",
             f"{r.brier:.4f}",
             f"{r.log_loss:.3f}",
+            f"{r.crps:.2f}",
             str(r.n),
         )
     console.print(out)

@@ -10,8 +10,19 @@ import psycopg
 import pytest
 
 from kwx.registry import default_registry
-from kwx.weather.fit import fit_ar1, load_residuals, store_fits
-from kwx.weather.measurement import daily_pairs, fit_offsets, store_offsets
+from kwx.weather.fit import (
+    fit_anchor_ar1,
+    fit_ar1,
+    fit_diurnal_bias,
+    load_residuals,
+    store_fits,
+)
+from kwx.weather.measurement import (
+    daily_pairs,
+    fit_offsets,
+    fit_seasonal_offsets,
+    store_offsets,
+)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 UTC = dt.UTC
@@ -131,3 +142,68 @@ def test_fits_are_stored_with_their_range(conn: Conn) -> None:
     ).fetchall()
     assert sorted((r[0], r[2]) for r in stored) == sorted((f.bucket, f.n_obs) for f in fits)
     assert {r[1] for r in stored} == {dt.date(2024, 1, 1)}
+
+
+def _hourly_issues(n_issues: int, hours: int, rho: float, sigma: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for day in range(n_issues):
+        issued = pd.Timestamp("2023-01-01T12:00Z") + pd.Timedelta(days=day)
+        for h, r in enumerate(_ar1(hours, rho, sigma, rng), start=1):
+            rows.append((issued, issued + pd.Timedelta(hours=h), r))
+    return pd.DataFrame(rows, columns=["issued_at", "ts", "residual"])
+
+
+def test_anchor_fit_recovers_a_known_hourly_ar1() -> None:
+    frame = _hourly_issues(500, 48, 0.9, 0.5, seed=11)
+    fits = fit_anchor_ar1(frame, "UTC", np.zeros(24))
+    assert [f.bucket for f in fits][:5] == ["0-60m", "60-180m", "180-360m", "360-720m", "720-1440m"]
+    stationary = 0.5**2 / (1 - 0.9**2)
+    for fit in fits[:4]:  # enough pairs at every horizon up to 12 hours
+        assert fit.n_obs > 1000
+        assert fit.rho**60 == pytest.approx(0.9, abs=0.02)
+        assert fit.sigma**2 / (1 - fit.rho**2) == pytest.approx(stationary, rel=0.12)
+    # The regression coefficient at each bucket's end is the hourly ρ to the hours elapsed.
+    by = {f.bucket: f for f in fits}
+    assert by["60-180m"].rho_step == pytest.approx(0.9**3, abs=0.03)
+    assert by["180-360m"].rho_step == pytest.approx(0.9**6, abs=0.04)
+
+
+def test_anchor_fit_buckets_by_lead_from_the_anchor_not_from_the_issue() -> None:
+    # Residuals that decorrelate fast over the first hour after any anchor: ρ per hour 0.3.
+    # A fit by lead from the forecast issue would see the same ρ in every bucket too, but
+    # here the answer is checked in the engine's own terms: the product of per-minute ρ over
+    # the first 60 minutes is the one-hour regression coefficient.
+    frame = _hourly_issues(500, 48, 0.3, 1.0, seed=5)
+    first = fit_anchor_ar1(frame, "UTC", np.zeros(24))[0]
+    assert first.bucket == "0-60m" and first.step_min == 60
+    assert first.rho**60 == pytest.approx(first.rho_step, rel=1e-9)
+    assert first.rho_step == pytest.approx(0.3, abs=0.05)
+
+
+def test_diurnal_bias_by_local_hour() -> None:
+    issued = pd.Timestamp("2024-01-10T06:00Z")
+    ts = pd.date_range("2024-01-10T07:00Z", periods=48, freq="1h")
+    local_hour = ts.tz_convert("America/Chicago").hour
+    frame = pd.DataFrame(
+        {"issued_at": issued, "ts": ts, "residual": np.where(local_hour == 14, 2.0, -1.0)}
+    )
+    bias = fit_diurnal_bias(frame, "America/Chicago")
+    assert bias[14] == pytest.approx(2.0)
+    assert np.delete(bias, 14) == pytest.approx(np.full(23, -1.0))
+
+
+def test_seasonal_offsets_use_the_month_and_its_neighbours() -> None:
+    pairs = []
+    for month, offset in ((12, 1), (1, 2), (2, 3), (6, 9)):
+        for day in range(1, 21):
+            year = 2023 if month == 12 else 2024
+            pairs.append((dt.date(year, month, day), 70 + offset, 70.0))
+    dists = {d.month: d for d in fit_seasonal_offsets(pairs, "chicago", "era5", min_days=30)}
+    # January sees December, January and February: offsets 1, 2, 3 equally often.
+    assert dists[1].offsets.tolist() == [1, 2, 3]
+    assert dists[1].probs.tolist() == pytest.approx([1 / 3] * 3)
+    assert dists[1].month == 1 and dists[1].n_days == 60
+    # June has only its own 20 days: below the minimum, the all-year pmf serves it.
+    assert 6 not in dists and 7 not in dists
+    assert sorted(dists) == [1, 2, 12]  # Feb: Jan+Feb (40 days); Dec: Dec+Jan (40 days)

@@ -9,7 +9,13 @@ import psycopg
 import pytest
 
 from kwx.registry import default_registry
-from kwx.weather.run_day import load_day, run_city_day
+from kwx.weather.run_day import (
+    OFF_CADENCE_F,
+    load_day,
+    load_measurement,
+    mask_to_cadence,
+    run_city_day,
+)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 UTC = dt.UTC
@@ -135,3 +141,55 @@ def test_changing_the_future_leaves_the_past_alone(day: Conn) -> None:
 def test_missing_inputs_are_clear_errors(conn: Conn) -> None:
     with pytest.raises(ValueError, match="no KXHIGHCHI markets"):
         run_city_day(conn, CHICAGO, DAY)
+
+
+def test_the_maximum_is_taken_over_the_minutes_the_source_reports() -> None:
+    obs = np.full(1440, np.nan)
+    obs[[0, 60]] = 70.0
+    base = np.full((1440, 1440), 75.0)
+    masked = mask_to_cadence(base, obs, 60)
+    # Row 70 is anchored at minute 60: only 60, 120, 180, … can set the maximum.
+    kept = np.flatnonzero(masked[70] > OFF_CADENCE_F)
+    assert kept.tolist() == list(range(0, 1440, 60))
+    # Row 30 is anchored at minute 0, the same phase here.
+    assert np.flatnonzero(masked[30] > OFF_CADENCE_F).tolist() == list(range(0, 1440, 60))
+    assert mask_to_cadence(base, obs, 1) is base  # a 1-minute source keeps every minute
+    # Before any report the phase is unknown: nothing is masked.
+    late = np.full(1440, np.nan)
+    late[[7, 67]] = 70.0
+    masked = mask_to_cadence(base, late, 60)
+    assert (masked[:7] == 75.0).all()
+    assert np.flatnonzero(masked[100] > OFF_CADENCE_F).tolist() == list(range(7, 1440, 60))
+
+
+def test_the_month_s_measurement_model_is_preferred(day: Conn) -> None:
+    for offset, prob in ((5, 1.0),):
+        day.execute(
+            "INSERT INTO wx.measurement_model (city, source, month, offset_f, prob, n_days, "
+            "date_from, date_to) VALUES ('chicago', 'metar', 7, %s, %s, 10, %s, %s)",
+            (offset, prob, DAY, DAY),
+        )
+    day.commit()
+    july = load_measurement(day, CHICAGO, "metar", 7)
+    assert july.offsets.tolist() == [5] and july.probs.tolist() == [1.0]
+    march = load_measurement(day, CHICAGO, "metar", 3)
+    assert march.offsets.tolist() == [0, 1]
+    assert load_day(day, CHICAGO, DAY).measurement.offsets.tolist() == [5]  # DAY is in July
+
+
+def test_a_fitted_diurnal_bias_shifts_the_forecast(day: Conn) -> None:
+    plain = load_day(day, CHICAGO, DAY)
+    for hour in range(24):
+        day.execute(
+            "INSERT INTO wx.baseline_bias (city, version, local_hour, mean_f, date_from, "
+            "date_to) VALUES ('chicago', 'v1', %s, %s, %s, %s)",
+            (hour, 2.0 if hour == 15 else 0.0, DAY, DAY),
+        )
+    day.commit()
+    shifted = load_day(day, CHICAGO, DAY)
+    # Row noon (13:00 CDT) keeps the hourly report minutes; the bias sits at the middle of its
+    # hour (15:30) and is interpolated between hour middles, so 15:00 and 16:00 get +1 °F.
+    noon = 12 * 60
+    for minute, shift in ((780, 0.0), (840, 1.0), (900, 1.0), (960, 0.0)):
+        expected = plain.baseline[noon][minute] + shift
+        assert shifted.baseline[noon][minute] == pytest.approx(expected)

@@ -4,6 +4,10 @@ For every settled climate day, offset = settled whole-°F maximum − the source
 maximum at the end of that climate day. Its distribution per (city, source) is what turns a
 whole-°C 5-minute reading, a METAR T group or the ERA5 city-centre proxy into a probability for
 the official number: the engine adds a draw from it to each simulated path's maximum.
+
+The offset is seasonal (for the ERA5 proxy in Chicago it runs from about +1 °F in January to
++6 °F in May), so besides the all-year pmf (month 0) one pmf per calendar month is fitted from
+the days within a month either side, and the engine uses the climate day's month.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class OffsetDistribution:
     n_days: int
     mean: float
     sd: float
+    month: int = 0  # 0: all year; 1–12: days within a month either side of that month
 
     def quantile(self, q: float) -> int:
         cdf = np.cumsum(self.probs)
@@ -104,21 +109,58 @@ def fit_offsets(
     )
 
 
+def fit_seasonal_offsets(
+    pairs: list[tuple[dt.date, int, float]], city: str, source: str, *, min_days: int = 30
+) -> list[OffsetDistribution]:
+    """One pmf per calendar month from the days of that month and its two neighbours.
+
+    Months with fewer than ``min_days`` such days are left out (the all-year pmf serves them).
+    """
+    out = []
+    for month in range(1, 13):
+        near = {(month - 2) % 12 + 1, month, month % 12 + 1}
+        chosen = [p for p in pairs if p[0].month in near]
+        if len(chosen) >= min_days:
+            dist = fit_offsets(chosen, city, source)
+            out.append(
+                OffsetDistribution(
+                    city,
+                    source,
+                    dist.offsets,
+                    dist.probs,
+                    dist.n_days,
+                    dist.mean,
+                    dist.sd,
+                    month,
+                )
+            )
+    return out
+
+
 def store_offsets(
     conn: psycopg.Connection[tuple[object, ...]],
     dist: OffsetDistribution,
     date_from: dt.date,
     date_to: dt.date,
 ) -> None:
-    """Replace the (city, source) pmf in one transaction."""
+    """Replace the (city, source, month) pmf in one transaction."""
     with conn.transaction():
         conn.execute(
-            "DELETE FROM wx.measurement_model WHERE city = %s AND source = %s",
-            (dist.city, dist.source),
+            "DELETE FROM wx.measurement_model WHERE city = %s AND source = %s AND month = %s",
+            (dist.city, dist.source, dist.month),
         )
         for offset, prob in zip(dist.offsets.tolist(), dist.probs.tolist(), strict=True):
             conn.execute(
-                "INSERT INTO wx.measurement_model (city, source, offset_f, prob, n_days, "
-                "date_from, date_to) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (dist.city, dist.source, offset, prob, dist.n_days, date_from, date_to),
+                "INSERT INTO wx.measurement_model (city, source, month, offset_f, prob, n_days, "
+                "date_from, date_to) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    dist.city,
+                    dist.source,
+                    dist.month,
+                    offset,
+                    prob,
+                    dist.n_days,
+                    date_from,
+                    date_to,
+                ),
             )

@@ -27,6 +27,15 @@ from kwx.weather.mc import DayResult, McParams, MeasurementModel, run_day
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
+# Minutes between routine reports of each observation source. The measurement model maps the
+# maximum of what a source *reports* to the official value, so the simulated maximum must be
+# taken over the minutes the source would report too: an hourly proxy's maximum over all
+# 1,440 simulated minutes picks up within-hour wiggles its reports never show, and runs warm.
+SOURCE_CADENCE_MIN: dict[str, int] = {"asos1min": 1, "asos5min": 5, "metar": 60, "era5": 60}
+# Baseline value at minutes the source does not report: finite (the engine requires it) and
+# far below any temperature, so such minutes never set the maximum.
+OFF_CADENCE_F = -1.0e4
+
 
 @dataclass(frozen=True)
 class DayInputs:
@@ -94,10 +103,40 @@ def load_observations(
     return source, obs
 
 
+def diurnal_grid(bias: np.ndarray, grid: pd.DatetimeIndex, timezone: str) -> np.ndarray:
+    """The hourly mean residuals on the minute grid, each at its hour's middle, interpolated
+    around the clock so that the baseline has no step at the top of each hour."""
+    local = grid.tz_convert(timezone)
+    hour = local.hour + local.minute / 60.0
+    centers = np.arange(-1, 25) + 0.5
+    values = np.concatenate([[bias[-1]], bias, [bias[0]]])
+    out: np.ndarray = np.interp(np.asarray(hour, dtype=float), centers, values)
+    return out
+
+
+def load_bias(conn: Conn, city: City, version: str) -> np.ndarray | None:
+    """The fitted diurnal bias (24 values), or None for parameters fitted without one."""
+    rows = _one(
+        conn,
+        "SELECT local_hour, mean_f FROM wx.baseline_bias WHERE city = %s AND version = %s "
+        "ORDER BY local_hour",
+        (city.key, version),
+    )
+    if len(rows) != 24:
+        return None
+    return np.array([float(str(r[1])) for r in rows])
+
+
 def load_baselines(
-    conn: Conn, city: City, start: dt.datetime, obs: np.ndarray, source: str
+    conn: Conn,
+    city: City,
+    start: dt.datetime,
+    obs: np.ndarray,
+    source: str,
+    bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Row t: the latest forecast issued before minute t, corrected by errors seen by t."""
+    """Row t: the latest forecast issued before minute t (plus the diurnal bias when one is
+    fitted), corrected by the errors seen by t."""
     end = start + dt.timedelta(minutes=MINUTES_PER_DAY)
     rows = _one(
         conn,
@@ -107,6 +146,7 @@ def load_baselines(
         (city.key, source, end, start - dt.timedelta(hours=3), end + dt.timedelta(hours=3)),
     )
     grid = minute_grid(start)
+    shift = diurnal_grid(bias, grid, city.timezone) if bias is not None else 0.0
     issues: list[tuple[dt.datetime, np.ndarray]] = []
     if rows:
         frame = pd.DataFrame(rows, columns=["issued_at", "valid_at", "temp_f"])
@@ -116,7 +156,10 @@ def load_baselines(
                 index=pd.DatetimeIndex(part["valid_at"]).tz_convert("UTC"),
             )
             issues.append(
-                (pd.Timestamp(str(issued)).to_pydatetime(), to_grid(series.sort_index(), grid))
+                (
+                    pd.Timestamp(str(issued)).to_pydatetime(),
+                    to_grid(series.sort_index(), grid) + shift,
+                )
             )
         issues.sort(key=lambda item: item[0])
     out = np.empty((MINUTES_PER_DAY, MINUTES_PER_DAY))
@@ -125,6 +168,22 @@ def load_baselines(
         # Strictly before minute t: a forecast issued exactly at t is not yet usable at t.
         k = int(np.searchsorted(issued_min, float(t), side="left")) - 1
         out[t] = baseline_at(issues[k][1] if k >= 0 else None, obs, t)
+    return out
+
+
+def mask_to_cadence(baseline: np.ndarray, obs: np.ndarray, cadence: int) -> np.ndarray:
+    """Row t keeps only the minutes at whole multiples of ``cadence`` after t's last report.
+
+    Before the first report of the day the phase is unknown and every minute is kept. Uses
+    ``obs[:t + 1]`` only (the anchor), like everything else at t.
+    """
+    if cadence <= 1:
+        return baseline
+    minutes = np.arange(MINUTES_PER_DAY)
+    anchor = np.maximum.accumulate(np.where(~np.isnan(obs), minutes, -1))
+    off = ((minutes[None, :] - anchor[:, None]) % cadence != 0) & (anchor[:, None] >= 0)
+    out = baseline.copy()
+    out[off] = OFF_CADENCE_F
     return out
 
 
@@ -147,12 +206,14 @@ def load_params(conn: Conn, city: City, version: str) -> McParams:
     )
 
 
-def load_measurement(conn: Conn, city: City, source: str) -> MeasurementModel:
+def load_measurement(conn: Conn, city: City, source: str, month: int = 0) -> MeasurementModel:
+    """The pmf for the climate day's month when one is fitted, else the all-year one."""
     rows = _one(
         conn,
-        "SELECT offset_f, prob FROM wx.measurement_model WHERE city = %s "
-        "AND source = %s ORDER BY offset_f",
-        (city.key, source),
+        "SELECT offset_f, prob FROM wx.measurement_model WHERE city = %s AND source = %s "
+        "AND month = (SELECT max(month) FROM wx.measurement_model WHERE city = %s "
+        "AND source = %s AND month IN (0, %s)) ORDER BY offset_f",
+        (city.key, source, city.key, source, month),
     )
     if not rows:
         raise ValueError(
@@ -183,9 +244,15 @@ def load_day(
         brackets,
         source,
         obs,
-        load_baselines(conn, city, start, obs, forecast_source),
+        mask_to_cadence(
+            load_baselines(
+                conn, city, start, obs, forecast_source, bias=load_bias(conn, city, version)
+            ),
+            obs,
+            SOURCE_CADENCE_MIN.get(source, 1),
+        ),
         load_params(conn, city, version),
-        load_measurement(conn, city, source),
+        load_measurement(conn, city, source, day.month),
     )
 
 
@@ -215,6 +282,11 @@ def pmf_frame(inputs: DayInputs, result: DayResult, mc_version: str) -> pd.DataF
     return out
 
 
+def day_rng(seed: int, day: dt.date, city: City) -> np.random.Generator:
+    """Per city-day, so that a day's numbers never depend on which other days ran."""
+    return np.random.default_rng([seed, day.toordinal(), sum(map(ord, city.key))])
+
+
 def run_city_day(
     conn: Conn,
     city: City,
@@ -235,8 +307,7 @@ def run_city_day(
         forecast_source=forecast_source,
         version=params_version,
     )
-    # The seed is per city-day so that a day's numbers never depend on which other days ran.
-    rng = np.random.default_rng([seed, day.toordinal(), sum(map(ord, city.key))])
+    rng = day_rng(seed, day, city)
     result = run_day(
         inputs.baseline,
         inputs.obs,
