@@ -1,0 +1,310 @@
+"""Fit, store and apply the fusion of p_mkt and p_wx for a city (see `kwx.pmf.pool`).
+
+- `fit_fusion` learns α on a city's training days from pmf.minute sampled every
+  `SAMPLE_EVERY_MIN` minutes (the p_mkt pass runs first for events that lack it) and stores
+  the config in model.fusion_config under a version name;
+- `run_fusion` applies a stored config to every minute of a range and writes w_mkt, p_fused
+  (the pooled, unnormalised product) and p_fused_norm (summing to 1 per event and minute);
+- `fusion_report` (in `kwx.pmf.report`) scores the stored columns on held-out days.
+Every input of the row at t is a value known at t (p_wx from the weather model's row at t,
+p_mkt and the market features from candles closed by t), so p_fused has no look-ahead
+either; α itself comes from the training days only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from kwx.pmf.frames import (
+    BASE_COLUMNS,
+    Sample,
+    assemble,
+    complete,
+    load_ladders,
+    read_minutes,
+)
+from kwx.pmf.market import events_in_range, write_event_market, write_p_mkt
+from kwx.pmf.metrics import log_loss_winner
+from kwx.pmf.pool import FEATURES, LogPool
+from kwx.pmf.report import fusion_report
+from kwx.store.bulk import copy_into, create_stage
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+SAMPLE_EVERY_MIN = 10
+P_FLOOR = 1e-4
+
+__all__ = ["FusionConfig", "fit_fusion", "fusion_report", "load_config", "run_fusion"]
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """A fitted pool for one city: what model.fusion_config stores."""
+
+    city: str
+    version: str
+    mc_version: str
+    alpha: list[float]
+    feature_mean: list[float]
+    feature_scale: list[float]
+    p_floor: float
+    train_from: dt.date
+    train_to: dt.date
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def estimator(self) -> LogPool:
+        """The fitted LogPool this config describes."""
+        model = LogPool(p_floor=self.p_floor)
+        model.alpha_ = np.asarray(self.alpha, dtype=np.float64)
+        model.mean_ = np.asarray(self.feature_mean, dtype=np.float64)
+        model.scale_ = np.asarray(self.feature_scale, dtype=np.float64)
+        return model
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "features": list(FEATURES),
+            "alpha": self.alpha,
+            "feature_mean": self.feature_mean,
+            "feature_scale": self.feature_scale,
+            "p_floor": self.p_floor,
+        }
+
+
+def save_config(conn: Conn, config: FusionConfig) -> None:
+    conn.execute(
+        "INSERT INTO model.fusion_config (city, version, params, metrics, mc_version, "
+        "train_from, train_to, fitted_at) VALUES (%s, %s, %s, %s, %s, %s, %s, now()) "
+        "ON CONFLICT (city, version) DO UPDATE SET params = excluded.params, "
+        "metrics = excluded.metrics, mc_version = excluded.mc_version, "
+        "train_from = excluded.train_from, train_to = excluded.train_to, "
+        "fitted_at = excluded.fitted_at",
+        (
+            config.city,
+            config.version,
+            json.dumps(config.params()),
+            json.dumps(config.metrics),
+            config.mc_version,
+            config.train_from,
+            config.train_to,
+        ),
+    )
+    conn.commit()
+
+
+def load_config(conn: Conn, city: str, version: str = "f1") -> FusionConfig:
+    """The stored config; a clear error naming the fit command when there is none."""
+    row = conn.execute(
+        "SELECT params, metrics, mc_version, train_from, train_to FROM model.fusion_config "
+        "WHERE city = %s AND version = %s",
+        (city, version),
+    ).fetchone()
+    conn.commit()
+    if row is None:
+        raise LookupError(
+            f"model.fusion_config has no version {version!r} for {city}: "
+            f"run kwx fusion fit --city {city} first"
+        )
+    params, metrics, mc_version, train_from, train_to = row
+    assert isinstance(params, dict) and isinstance(metrics, dict)
+    if list(params.get("features", [])) != list(FEATURES):
+        raise ValueError(
+            f"model.fusion_config {city}/{version}: features {params.get('features')} "
+            f"differ from this code's {list(FEATURES)}; refit it"
+        )
+    assert isinstance(train_from, dt.date) and isinstance(train_to, dt.date)
+    return FusionConfig(
+        city=city,
+        version=version,
+        mc_version=str(mc_version),
+        alpha=[float(a) for a in params["alpha"]],
+        feature_mean=[float(a) for a in params["feature_mean"]],
+        feature_scale=[float(a) for a in params["feature_scale"]],
+        p_floor=float(params["p_floor"]),
+        train_from=train_from,
+        train_to=train_to,
+        metrics=metrics,
+    )
+
+
+def training_sample(
+    conn: Conn,
+    city: str,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    mc_version: str = "v1",
+    every_min: int = SAMPLE_EVERY_MIN,
+) -> Sample:
+    """Complete event-minutes with a known winner, every `every_min` minutes."""
+    frame = read_minutes(conn, city, date_from, date_to, mc_version, every_min=every_min)
+    if frame.empty:
+        raise ValueError(
+            f"pmf.minute has no {mc_version} rows for {city} {date_from} → {date_to}: "
+            "run kwx weather backfill first"
+        )
+    ladders = load_ladders(conn, sorted(set(frame["event_ticker"])))
+    sample = assemble(frame, ladders)
+    return sample.take(complete(sample) & (sample.winner >= 0))
+
+
+def fit_fusion(
+    conn: Conn,
+    city: str,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    mc_version: str = "v1",
+    version: str = "f1",
+    every_min: int = SAMPLE_EVERY_MIN,
+    on_event: Callable[[str, int], None] | None = None,
+) -> FusionConfig:
+    """Fit α for a city on climate days date_from..date_to and store it as `version`."""
+    write_p_mkt(
+        conn,
+        city,
+        date_from,
+        date_to,
+        mc_version=mc_version,
+        only_missing=True,
+        on_event=on_event,
+    )
+    sample = training_sample(
+        conn, city, date_from, date_to, mc_version=mc_version, every_min=every_min
+    )
+    if len(sample) == 0:
+        raise ValueError(
+            f"no complete event-minutes with a settled winner for {city} "
+            f"{date_from} → {date_to} (need p_mkt, p_wx, hazard and a settled market)"
+        )
+    model = LogPool(p_floor=P_FLOOR).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
+    fused = model.predict(sample.x, sample.p_mkt, sample.p_wx)
+    rows = [r[~np.isnan(r)] for r in fused]
+    w = model.weight(sample.x)
+    metrics: dict[str, Any] = {
+        "nll": model.nll_,
+        "converged": model.converged_,
+        "grid_alpha": [float(a) for a in model.grid_alpha_],
+        "grid_nll": float(model.grid_nll_),
+        "n_rows": len(sample),
+        "n_events": len(set(sample.event)),
+        "sample_every_min": every_min,
+        "train_log_loss": {
+            "p_fused_norm": log_loss_winner(rows, sample.winner),
+            "p_mkt": log_loss_winner([r[~np.isnan(r)] for r in sample.p_mkt], sample.winner),
+            "p_wx": log_loss_winner([r[~np.isnan(r)] for r in sample.p_wx], sample.winner),
+        },
+        "w_mkt_quantiles": [float(q) for q in np.quantile(w, [0.05, 0.25, 0.5, 0.75, 0.95])],
+    }
+    config = FusionConfig(
+        city=city,
+        version=version,
+        mc_version=mc_version,
+        alpha=[float(a) for a in model.alpha_],
+        feature_mean=[float(a) for a in model.mean_],
+        feature_scale=[float(a) for a in model.scale_],
+        p_floor=model.p_floor,
+        train_from=date_from,
+        train_to=date_to,
+        metrics=metrics,
+    )
+    save_config(conn, config)
+    return config
+
+
+_FUSED_STAGE = (
+    ("ticker", "text"),
+    ("ts", "timestamptz"),
+    ("w_mkt", "float8"),
+    ("p_fused", "float8"),
+    ("p_fused_norm", "float8"),
+)
+
+
+def fuse_event(conn: Conn, event: str, model: LogPool, mc_version: str) -> int:
+    """Pool every minute of one event and write w_mkt, p_fused and p_fused_norm (NULL at
+    minutes lacking an input). Returns rows updated; one transaction."""
+    frame = read_event(conn, event, mc_version)
+    ladders = load_ladders(conn, [event])
+    sample = assemble(frame, ladders)
+    ok = complete(sample)
+    n, width = sample.p_mkt.shape
+    w = np.full(n, np.nan)
+    unnorm = np.full((n, width), np.nan)
+    norm = np.full((n, width), np.nan)
+    if ok.any():
+        part = sample.take(ok)
+        w[ok], unnorm[ok], norm[ok] = model.predict_pooled(part.x, part.p_mkt, part.p_wx)
+    tickers = ladders[event].tickers if event in ladders else []
+    k = len(tickers)
+    out = pd.DataFrame(
+        {
+            "ticker": np.repeat(np.array(tickers, dtype=object), n),
+            "ts": np.tile(sample.ts, k),
+            "w_mkt": np.tile(w, k),
+            "p_fused": unnorm[:, :k].T.reshape(-1),
+            "p_fused_norm": norm[:, :k].T.reshape(-1),
+        }
+    )
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS stage_pmf_fused")
+        create_stage(cur, "stage_pmf_fused", _FUSED_STAGE)
+        copy_into(cur, "stage_pmf_fused", [c for c, _ in _FUSED_STAGE], out)
+        cur.execute(
+            "UPDATE pmf.minute m SET w_mkt = s.w_mkt, p_fused = s.p_fused, "
+            "p_fused_norm = s.p_fused_norm FROM stage_pmf_fused s "
+            "WHERE m.event_ticker = %s AND m.mc_version = %s "
+            "AND m.ticker = s.ticker AND m.ts = s.ts",
+            (event, mc_version),
+        )
+        return max(cur.rowcount, 0)
+
+
+def read_event(conn: Conn, event: str, mc_version: str) -> pd.DataFrame:
+    """All pmf.minute rows of one event under `mc_version`, long."""
+    rows = conn.execute(
+        f"SELECT {', '.join(BASE_COLUMNS)} FROM pmf.minute "
+        "WHERE event_ticker = %s AND mc_version = %s",
+        (event, mc_version),
+    ).fetchall()
+    conn.commit()
+    return pd.DataFrame(rows, columns=list(BASE_COLUMNS))
+
+
+def run_fusion(
+    conn: Conn,
+    city: str,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    mc_version: str = "v1",
+    version: str = "f1",
+    refresh_market: bool = False,
+    on_event: Callable[[str, int], None] | None = None,
+) -> int:
+    """Apply the stored config `version` to every minute of the city's events in the range
+    (computing p_mkt first where it is missing, or everywhere with `refresh_market`).
+    Returns the pmf.minute rows written."""
+    config = load_config(conn, city, version)
+    if config.mc_version != mc_version:
+        raise ValueError(
+            f"fusion config {city}/{version} was fit on mc_version {config.mc_version!r}, "
+            f"not {mc_version!r}"
+        )
+    model = config.estimator()
+    total = 0
+    for event, done in events_in_range(conn, city, date_from, date_to, mc_version):
+        if refresh_market or not done:
+            write_event_market(conn, event, mc_version)
+        n = fuse_event(conn, event, model, mc_version)
+        total += n
+        if on_event is not None:
+            on_event(event, n)
+    return total

@@ -1,0 +1,113 @@
+"""`kwx fusion report`: p_fused_norm against p_mkt and p_wx alone, hour by hour.
+
+For each settled event of the range and each evaluation hour h (hours of the climate day in
+local standard time, so 00 is the day's first minute), the three stored PMFs of the minute
+day_start + h are scored against the winning bracket: log-loss of the winner, mean
+per-bracket Brier, RPS/(K − 1) and the ECE (10 bins) of every bracket's probability as a
+yes/no forecast. Only event-hours where all three exist are scored, so the comparison is like
+for like; the row "all" pools the evaluation hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import psycopg
+
+from kwx.domain.climate_day import climate_day_window
+from kwx.pmf.frames import Sample, assemble, complete, load_ladders, read_minutes
+from kwx.pmf.metrics import ece, log_loss_winner, mean_bracket_brier, rps
+from kwx.registry import default_registry
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+HOURS = (0, 4, 8, 10, 12, 14, 16, 20)
+MODELS = ("p_fused_norm", "p_mkt", "p_wx")
+COLUMNS = ["hour", "model", "log_loss", "brier", "rps", "ece", "n_events"]
+
+
+def _event_starts(
+    conn: Conn, city: str, date_from: dt.date, date_to: dt.date, mc_version: str
+) -> dict[str, dt.datetime]:
+    tz = default_registry().by_key(city).timezone
+    rows = conn.execute(
+        "SELECT e.event_ticker, e.climate_date FROM kalshi.events e "
+        "WHERE e.climate_date BETWEEN %s AND %s AND EXISTS (SELECT 1 FROM pmf.minute m "
+        "WHERE m.event_ticker = e.event_ticker AND m.mc_version = %s AND m.city = %s)",
+        (date_from, date_to, mc_version, city),
+    ).fetchall()
+    conn.commit()
+    out: dict[str, dt.datetime] = {}
+    for event, day in rows:
+        assert isinstance(day, dt.date)
+        out[str(event)] = climate_day_window(tz, day)[0]
+    return out
+
+
+def _score(sample: Sample, label: str) -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    sizes = [len(t) for t in sample.tickers]
+    for model in MODELS:
+        grid = sample.extra[model] if model in sample.extra else getattr(sample, model)
+        pmfs = [row[:k] for row, k in zip(grid, sizes, strict=True)]
+        flat = np.concatenate(pmfs)
+        outcome = np.concatenate(
+            [np.arange(k) == w for k, w in zip(sizes, sample.winner, strict=True)]
+        ).astype(np.float64)
+        records.append(
+            {
+                "hour": label,
+                "model": model,
+                "log_loss": log_loss_winner(pmfs, sample.winner),
+                "brier": mean_bracket_brier(pmfs, sample.winner),
+                "rps": rps(pmfs, sample.winner),
+                "ece": ece(np.clip(flat, 0.0, 1.0), outcome, 10),
+                "n_events": len(set(sample.event)),
+            }
+        )
+    return records
+
+
+def fusion_report(
+    conn: Conn,
+    city: str,
+    date_from: dt.date,
+    date_to: dt.date,
+    *,
+    mc_version: str = "v1",
+    hours: tuple[int, ...] = HOURS,
+) -> pd.DataFrame:
+    """Metrics by evaluation hour and model (columns `COLUMNS`); the hour "all" pools them.
+
+    Raises if the range has no fused rows (run `kwx fusion run` over it first).
+    """
+    starts = _event_starts(conn, city, date_from, date_to, mc_version)
+    times = sorted({s + dt.timedelta(hours=h) for s in starts.values() for h in hours})
+    if not times:
+        raise ValueError(f"no {city} events with pmf.minute rows in {date_from} → {date_to}")
+    frame = read_minutes(
+        conn, city, date_from, date_to, mc_version, times=times, extra=("p_fused_norm",)
+    )
+    ladders = load_ladders(conn, sorted(set(frame["event_ticker"])))
+    sample = assemble(frame, ladders, extra=("p_fused_norm",))
+    sample = sample.take(complete(sample, columns=("p_fused_norm",)) & (sample.winner >= 0))
+    if len(sample) == 0:
+        raise ValueError(
+            f"no scored event-hours for {city} {date_from} → {date_to}: p_fused_norm is "
+            f"missing (run kwx fusion run --city {city} over the range) or nothing settled"
+        )
+    hour_of = np.array(
+        [
+            round((ts - starts[str(ev)]).total_seconds() / 3600.0)
+            for ev, ts in zip(sample.event, sample.ts, strict=True)
+        ]
+    )
+    records: list[dict[str, object]] = []
+    for h in hours:
+        mask = hour_of == h
+        if mask.any():
+            records.extend(_score(sample.take(mask), f"{h:02d}"))
+    records.extend(_score(sample, "all"))
+    return pd.DataFrame(records, columns=COLUMNS)
