@@ -782,9 +782,16 @@ def bench_mc(
 
 def _register_areas() -> None:
     """Each later area keeps its commands in its own module under kwx.commands."""
-    from kwx.commands import backtest_cmds, fees_cmds, fusion_cmds, live_cmds, model_cmds
+    from kwx.commands import (
+        backtest_cmds,
+        fees_cmds,
+        fusion_cmds,
+        live_cmds,
+        model_cmds,
+        quickstart_cmds,
+    )
 
-    for area in (fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds):
+    for area in (quickstart_cmds, fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds):
         area.register(app, bench_app)
 
 
