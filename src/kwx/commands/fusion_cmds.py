@@ -1,11 +1,301 @@
-"""`kwx fusion fit | run | report` (issue 5)."""
+"""`kwx fusion market | fit | run | report` (issue 5): p_mkt and its fusion with p_wx."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import psycopg
+
+console = Console()
+err = Console(stderr=True)
+
+CityOpt = Annotated[str, typer.Option("--city", help="City key, series or station.")]
+FromOpt = Annotated[str, typer.Option("--from", help="First climate date (YYYY-MM-DD).")]
+ToOpt = Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")]
+McOpt = Annotated[str, typer.Option("--mc-version", help="pmf.minute rows of this version.")]
+VersionOpt = Annotated[str, typer.Option("--version", help="model.fusion_config version.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _inputs(city: str, date_from: str, date_to: str) -> tuple[str, dt.date, dt.date]:
+    from kwx.registry import UnknownCityError, default_registry
+
+    try:
+        key = default_registry().resolve(city).key
+    except UnknownCityError as exc:
+        raise _fail(str(exc)) from exc
+    try:
+        first, last = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    except ValueError:
+        raise _fail(
+            f"--from/--to must be dates like 2024-07-01: {date_from!r}, {date_to!r}"
+        ) from None
+    if last < first:
+        raise _fail(f"--to {last} is before --from {first}")
+    return key, first, last
+
+
+@contextmanager
+def _events_progress(
+    label: str,
+    conn: psycopg.Connection[tuple[object, ...]],
+    city: str,
+    first: dt.date,
+    last: dt.date,
+    mc_version: str,
+) -> Iterator[Callable[[str, int], None]]:
+    """A progress bar over the city's events in the range; yields the per-event hook."""
+    from kwx.pmf.market import events_in_range
+
+    total = len(events_in_range(conn, city, first, last, mc_version))
+    with Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+    ) as progress:
+        task = progress.add_task("", total=total)
+
+        def hook(event: str, rows: int) -> None:
+            progress.update(task, advance=1, description=f"{event}: {rows:,} rows")
+
+        yield hook
+
+
+def fusion_market(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    force: Annotated[bool, typer.Option(help="Recompute events already done.")] = False,
+) -> None:
+    """p_mkt and the market features for every minute of the city's events in the range."""
+    from kwx.pmf.market import write_p_mkt
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with (
+            connect(bulk=True) as conn,
+            _events_progress("p_mkt", conn, key, first, last, mc_version) as hook,
+        ):
+            rows = write_p_mkt(
+                conn,
+                key,
+                first,
+                last,
+                mc_version=mc_version,
+                only_missing=not force,
+                on_event=hook,
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{key}: p_mkt written to {rows:,} pmf.minute rows ({mc_version})")
+
+
+def fusion_fit(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    version: VersionOpt = "f1",
+    every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+) -> None:
+    """Fit the pool's weight α for a city on its training days; store it as --version."""
+    from kwx.pmf.fusion import fit_fusion
+    from kwx.pmf.pool import FEATURES
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with (
+            connect(bulk=True) as conn,
+            _events_progress("p_mkt", conn, key, first, last, mc_version) as hook,
+        ):
+            config = fit_fusion(
+                conn,
+                key,
+                first,
+                last,
+                mc_version=mc_version,
+                version=version,
+                every_min=every,
+                on_event=hook,
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    m = config.metrics
+    table = Table(title=f"fusion {key} {version}: fit on {first} → {last}")
+    table.add_column("parameter")
+    table.add_column("ML (L-BFGS-B)", justify="right")
+    table.add_column("grid", justify="right")
+    for name, a, g in zip(
+        ("α0 (intercept)", *FEATURES), config.alpha, m["grid_alpha"], strict=True
+    ):
+        table.add_row(name, f"{a:+.3f}", f"{g:+.1f}")
+    table.add_row("mean −log p(winner)", f"{m['nll']:.4f}", f"{m['grid_nll']:.4f}")
+    console.print(table)
+    ll = m["train_log_loss"]
+    console.print(
+        f"{m['n_rows']:,} event-minutes of {m['n_events']} events (every {m['sample_every_min']}"
+        f" min), p_floor {config.p_floor:g}; training log-loss: fused {ll['p_fused_norm']:.4f},"
+        f" p_mkt {ll['p_mkt']:.4f}, p_wx {ll['p_wx']:.4f}; w_mkt median "
+        f"{m['w_mkt_quantiles'][2]:.3f}"
+    )
+
+
+def fusion_run(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    version: VersionOpt = "f1",
+    refresh_market: Annotated[
+        bool, typer.Option(help="Recompute p_mkt even where it is stored.")
+    ] = False,
+) -> None:
+    """Write w_mkt, p_fused and p_fused_norm to pmf.minute with a stored config."""
+    from kwx.pmf.fusion import run_fusion
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with (
+            connect(bulk=True) as conn,
+            _events_progress("fusion", conn, key, first, last, mc_version) as hook,
+        ):
+            rows = run_fusion(
+                conn,
+                key,
+                first,
+                last,
+                mc_version=mc_version,
+                version=version,
+                refresh_market=refresh_market,
+                on_event=hook,
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{key}: p_fused written to {rows:,} pmf.minute rows ({mc_version}, {version})")
+
+
+def _report_table(frame: pd.DataFrame, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("hour", "model", "log-loss", "Brier", "RPS/(K−1)", "ECE", "events"):
+        table.add_column(col, justify="left" if col in ("hour", "model") else "right")
+    for hour, group in frame.groupby("hour", sort=False):
+        best = group["log_loss"].min()
+        for _, row in group.iterrows():
+            ll = f"{row['log_loss']:.4f}"
+            table.add_row(
+                str(hour),
+                str(row["model"]),
+                f"[bold]{ll}[/]" if row["log_loss"] == best else ll,
+                f"{row['brier']:.4f}",
+                f"{row['rps']:.4f}",
+                f"{row['ece']:.4f}",
+                str(row["n_events"]),
+            )
+        table.add_section()
+    return table
+
+
+def _summary(frame: pd.DataFrame) -> dict[str, object]:
+    """The target checks: p_fused_norm vs p_mkt log-loss per hour, and p_fused_norm's ECE."""
+    wide = frame.pivot(index="hour", columns="model", values="log_loss")
+    hours = [h for h in wide.index if h != "all"]
+    margin = {h: float(wide.loc[h, "p_mkt"] - wide.loc[h, "p_fused_norm"]) for h in hours}
+    ece_all = float(
+        frame.loc[(frame["hour"] == "all") & (frame["model"] == "p_fused_norm"), "ece"].iloc[0]
+    )
+    return {
+        "logloss_margin_vs_mkt": margin,
+        "beats_mkt_every_hour": all(v > 0 for v in margin.values()),
+        "ece_fused_all": ece_all,
+        "ece_ok": ece_all <= 0.02,
+    }
+
+
+def fusion_report_cmd(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line last.")] = False,
+) -> None:
+    """Held-out scores by local hour: p_fused_norm vs p_mkt vs p_wx (run `fusion run` first)."""
+    from kwx.pmf.report import fusion_report
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with connect() as conn:
+            frame = fusion_report(conn, key, first, last, mc_version=mc_version)
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(csv, index=False)
+    console.print(
+        _report_table(frame, f"fusion {key} {first} → {last} (hours of the climate day, LST)")
+    )
+    summary = _summary(frame)
+    margins = summary["logloss_margin_vs_mkt"]
+    assert isinstance(margins, dict)
+    worst = min(margins.values()) if margins else math.nan
+    console.print(
+        f"p_fused beats p_mkt at every hour: {summary['beats_mkt_every_hour']} "
+        f"(worst margin {worst:+.4f}); ECE of p_fused over all hours "
+        f"{summary['ece_fused_all']:.4f} (target ≤ 0.02)"
+    )
+    if as_json:
+        records = json.loads(frame.to_json(orient="records"))
+        print(
+            json.dumps(
+                {"city": key, "from": str(first), "to": str(last), **summary, "rows": records}
+            )
+        )
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the top-level app and the bench app."""
     fusion_app = typer.Typer(no_args_is_help=True, help="Fuse p_mkt and p_wx into p_fused.")
+    fusion_app.command("market")(fusion_market)
+    fusion_app.command("fit")(fusion_fit)
+    fusion_app.command("run")(fusion_run)
+    fusion_app.command("report")(fusion_report_cmd)
     app.add_typer(fusion_app, name="fusion")

@@ -40,7 +40,10 @@ from kwx.store.bulk import copy_into, create_stage
 Conn = psycopg.Connection[tuple[object, ...]]
 
 SAMPLE_EVERY_MIN = 10
-P_FLOOR = 1e-4
+# Floors tried on both PMFs before logs; the one with the highest training likelihood is kept
+# (p_wx is exactly 0 on ruled-out brackets, and how hard the pool believes such a zero is a
+# property of the weather model that the training days can tell).
+P_FLOORS = (1e-4, 1e-3, 1e-2)
 
 __all__ = ["FusionConfig", "fit_fusion", "fusion_report", "load_config", "run_fusion"]
 
@@ -108,7 +111,7 @@ def load_config(conn: Conn, city: str, version: str = "f1") -> FusionConfig:
     ).fetchone()
     conn.commit()
     if row is None:
-        raise LookupError(
+        raise ValueError(
             f"model.fusion_config has no version {version!r} for {city}: "
             f"run kwx fusion fit --city {city} first"
         )
@@ -184,12 +187,20 @@ def fit_fusion(
             f"no complete event-minutes with a settled winner for {city} "
             f"{date_from} → {date_to} (need p_mkt, p_wx, hazard and a settled market)"
         )
-    model = LogPool(p_floor=P_FLOOR).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
+    by_floor = {
+        floor: LogPool(p_floor=floor, grid=False)
+        .fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
+        .nll_
+        for floor in P_FLOORS
+    }
+    floor = min(by_floor, key=lambda f: by_floor[f])
+    model = LogPool(p_floor=floor).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
     fused = model.predict(sample.x, sample.p_mkt, sample.p_wx)
     rows = [r[~np.isnan(r)] for r in fused]
     w = model.weight(sample.x)
     metrics: dict[str, Any] = {
         "nll": model.nll_,
+        "nll_by_floor": {str(f): v for f, v in by_floor.items()},
         "converged": model.converged_,
         "grid_alpha": [float(a) for a in model.grid_alpha_],
         "grid_nll": float(model.grid_nll_),
