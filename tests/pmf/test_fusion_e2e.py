@@ -1,0 +1,173 @@
+"""Fusion end to end on real Chicago days from ../shared/data, through the public commands:
+import → weather fit-params → weather backfill → fusion fit → fusion run → fusion report.
+
+The files are cut down to a few weeks (markets and trades of four events, the ERA5 proxy and
+Visual Crossing forecasts around them, the settlements) and imported by the real importer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from kwx.cli import app
+from kwx.config import Settings, get_settings
+from kwx.pmf.fusion import fit_fusion, load_config, run_fusion
+from kwx.pmf.report import HOURS, MODELS, fusion_report
+from kwx.store.engine import _embedded_server_url
+from tests.conftest import DATA, needs_data
+
+Conn = psycopg.Connection[tuple[object, ...]]
+runner = CliRunner()
+DAYS = [dt.date(2024, 9, 10) + dt.timedelta(days=i) for i in range(4)]
+EVENTS = [f"HIGHCHI-{d:%y%b%d}".upper() for d in DAYS]
+FIT_FROM, FIT_TO = dt.date(2024, 8, 1), dt.date(2024, 9, 9)
+
+
+def _cut(tmp: Path) -> None:
+    """Real files, cut to the weeks the test needs, in the layout the importer recognises."""
+    kal, wx = DATA / "kalshi", DATA / "weather"
+    (tmp / "markets").mkdir(parents=True)
+    markets = pd.read_csv(kal / "markets" / "KXHIGHCHI.csv", dtype=str, keep_default_na=False)
+    markets[markets["event_ticker"].isin(EVENTS)].to_csv(
+        tmp / "markets" / "KXHIGHCHI.csv", index=False
+    )
+    (tmp / "trades").mkdir()
+    trades = pd.read_parquet(kal / "trades" / "KXHIGHCHI.parquet")
+    keep = trades["ticker"].str.rsplit("-", n=1).str[0].isin(EVENTS)
+    trades[keep].to_parquet(tmp / "trades" / "KXHIGHCHI.parquet", index=False)
+    lo, hi = (
+        pd.Timestamp(FIT_FROM) - pd.Timedelta(days=2),
+        pd.Timestamp(DAYS[-1]) + pd.Timedelta(days=3),
+    )
+    (tmp / "era5").mkdir()
+    era5 = pd.read_csv(wx / "era5_hourly" / "KXHIGHCHI.csv", dtype=str)
+    stamp = pd.to_datetime(era5["datetime"])
+    era5[(stamp >= lo) & (stamp < hi)].to_csv(tmp / "era5" / "KXHIGHCHI.csv", index=False)
+    (tmp / "vc").mkdir()
+    vc = pd.read_parquet(wx / "vc_forecast_hourly" / "chicago.parquet")
+    target = vc["target_datetime_utc"].dt.tz_localize(None)
+    vc[(target >= lo) & (target < hi)].to_parquet(tmp / "vc" / "chicago.parquet", index=False)
+    (tmp / "settlements").mkdir()
+    shutil.copy(wx / "settlements" / "chicago.csv", tmp / "settlements" / "chicago.csv")
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, f"kwx {' '.join(args)}:\n{result.output}"
+    return result.output
+
+
+@pytest.fixture
+def fused(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Conn]:
+    """A test database with four real days imported, weather-modelled and fused."""
+    from kwx.store.engine import connect
+
+    assert settings.kwx_database_url is not None
+    monkeypatch.setenv("KWX_DATABASE_URL", settings.kwx_database_url.get_secret_value())
+    get_settings.cache_clear()
+    _embedded_server_url.cache_clear()
+    _cut(tmp_path / "data")
+    _ok(["import", "--from-files", str(tmp_path / "data")])
+    _ok(["weather", "fit-params", "--city", "chicago", "--from", str(FIT_FROM), "--to",
+         str(FIT_TO)])  # fmt: skip
+    _ok(["weather", "backfill", "--city", "chicago", "--from", str(DAYS[0]), "--to",
+         str(DAYS[-1]), "--paths", "1000"])  # fmt: skip
+    days = ["--city", "chicago", "--from", str(DAYS[0])]
+    _ok(["fusion", "fit", *days, "--to", str(DAYS[2])])
+    _ok(["fusion", "run", *days, "--to", str(DAYS[-1])])
+    with connect(settings) as conn:
+        yield conn
+    get_settings.cache_clear()
+
+
+@needs_data()
+def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
+    config = load_config(fused, "chicago", "f1")
+    assert (config.train_from, config.train_to, config.mc_version) == (DAYS[0], DAYS[2], "v1")
+    assert len(config.alpha) == 5 and all(np.isfinite(config.alpha))
+    assert config.metrics["n_events"] == 3
+    assert config.metrics["nll"] <= config.metrics["grid_nll"] + 1e-9
+
+    rows = fused.execute(
+        "SELECT event_ticker, ts, p_mkt, p_wx, w_mkt, p_fused, p_fused_norm FROM pmf.minute "
+        "WHERE mc_version = 'v1'"
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=["event", "ts", "p_mkt", "p_wx", "w", "fused", "norm"])
+    assert set(frame["event"]) == set(EVENTS)
+    has = frame.dropna(subset=["norm"])
+    # Every minute with both inputs is fused; fused PMFs sum to one per event and minute.
+    both = frame.dropna(subset=["p_mkt", "p_wx"])
+    assert len(has) == len(both) > 0.9 * len(frame)
+    sums = has.groupby(["event", "ts"])["norm"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
+    assert ((has["w"] >= 0) & (has["w"] <= 1)).all()
+    # p_fused is the unnormalised pool: p_mkt^w · p_wx^(1−w) with the fitted floor.
+    floor = config.p_floor
+    w = has["w"].to_numpy(dtype=float)
+    expect = np.exp(
+        w * np.log(np.maximum(has["p_mkt"].to_numpy(dtype=float), floor))
+        + (1 - w) * np.log(np.maximum(has["p_wx"].to_numpy(dtype=float), floor))
+    )
+    np.testing.assert_allclose(has["fused"].to_numpy(dtype=float), expect, rtol=1e-9)
+
+    # The report, through the command (CSV + one JSON line last) and the function alike.
+    csv = tmp_path / "report.csv"
+    out = _ok(["fusion", "report", "--city", "chicago", "--from", str(DAYS[3]), "--to",
+               str(DAYS[3]), "--csv", str(csv), "--json"])  # fmt: skip
+    last = json.loads(out.strip().splitlines()[-1])
+    assert last["city"] == "chicago" and set(last["logloss_margin_vs_mkt"]) <= {
+        f"{h:02d}" for h in HOURS
+    }
+    table = fusion_report(fused, "chicago", DAYS[3], DAYS[3])
+    assert set(table["model"]) == set(MODELS)
+    assert set(table["hour"]) <= {*(f"{h:02d}" for h in HOURS), "all"}
+    assert (table["n_events"] == 1).all()
+    assert pd.read_csv(csv, dtype={"hour": str}).shape == table.shape
+    assert table[["log_loss", "brier", "rps", "ece"]].notna().all().all()
+
+    # A refit on the same days gives the same α (deterministic), and a re-run rewrites the
+    # same values (idempotent).
+    again = fit_fusion(fused, "chicago", DAYS[0], DAYS[2])
+    np.testing.assert_allclose(again.alpha, config.alpha, rtol=1e-6, atol=1e-9)
+    written = run_fusion(fused, "chicago", DAYS[0], DAYS[-1])
+    assert written == len(frame)
+    rerun = fused.execute(
+        "SELECT event_ticker, ts, p_fused_norm FROM pmf.minute WHERE mc_version = 'v1' "
+        "AND p_fused_norm IS NOT NULL"
+    ).fetchall()
+    fused.commit()
+    before = has.set_index(["event", "ts"])["norm"].groupby(level=[0, 1]).sum()
+    after = pd.DataFrame(rerun, columns=["event", "ts", "norm"]).groupby(["event", "ts"])["norm"]
+    assert len(rerun) == len(has)
+    np.testing.assert_allclose(after.sum().to_numpy(), before.to_numpy(), atol=1e-9)
+
+
+@needs_data()
+def test_report_without_a_run_is_a_clear_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert settings.kwx_database_url is not None
+    monkeypatch.setenv("KWX_DATABASE_URL", settings.kwx_database_url.get_secret_value())
+    get_settings.cache_clear()
+    _embedded_server_url.cache_clear()
+    result = runner.invoke(
+        app, ["fusion", "report", "--city", "chicago", "--from", "2024-09-10", "--to",
+              "2024-09-11"],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "no chicago events" in " ".join(result.output.split())
+    result = runner.invoke(app, ["fusion", "run", "--city", "chicago", "--from", "2024-09-10",
+                                 "--to", "2024-09-11"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "run kwx fusion fit" in " ".join(result.output.split())
+    get_settings.cache_clear()
