@@ -1,10 +1,182 @@
-"""`kwx run`, `kwx sim serve` and `kwx bench live` (issue 7)."""
+"""`kwx sim serve` (issue 7; `kwx run` and `kwx bench live` join it later)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import tempfile
+import time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+console = Console()
+err = Console(stderr=True)
+
+sim_app = typer.Typer(
+    no_args_is_help=True, help="A Kalshi-compatible exchange simulator and weather replay."
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+def _start_time(text: str) -> dt.datetime | None:
+    """``day`` (None: midnight local standard time), ``open`` or an ISO time (UTC if naive)."""
+    if text == "day":
+        return None
+    if text == "open":
+        return dt.datetime.min.replace(tzinfo=dt.UTC)  # clamped to the first market's open
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--start: expected 'day', 'open' or an ISO time, got {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+@sim_app.command("serve")
+def sim_serve(
+    city: Annotated[str, typer.Option(help="City key, e.g. chicago (see `kwx cities`).")],
+    date: Annotated[str, typer.Option(help="Climate date to replay, YYYY-MM-DD.")],
+    speed: Annotated[
+        str, typer.Option(help="Multiplier of wall time (1 … 1000) or 'max' (as fast as read).")
+    ] = "1",
+    fill_model: Annotated[str, typer.Option(help="cross | optimistic.")] = "cross",
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="Comma list: disconnect[=s], gap[=p], dup[=p], reorder[=p], 429[=p], 5xx[=p], "
+            "slow[=p], maintenance."
+        ),
+    ] = "",
+    port: Annotated[
+        int, typer.Option(help="REST port (WebSocket: port+1, weather: port+2); 0 = any free.")
+    ] = 0,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="PEM public key that signs requests (default: a fresh key pair)."),
+    ] = None,
+    key_id: Annotated[
+        str | None, typer.Option(help="Accept only this KALSHI-ACCESS-KEY (default: any).")
+    ] = None,
+    start: Annotated[
+        str, typer.Option(help="'day' (local standard midnight), 'open', or an ISO time.")
+    ] = "day",
+    balance: Annotated[str, typer.Option(help="Starting cash, dollars.")] = "1000",
+    synthetic_size: Annotated[
+        str, typer.Option(help="Contracts assumed at the touch of books rebuilt from L1/trades.")
+    ] = "25",
+    seed: Annotated[int, typer.Option(help="Seed of the random faults.")] = 7,
+    no_rate_limit: Annotated[
+        bool, typer.Option("--no-rate-limit", help="Turn off the Basic-tier token buckets.")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many wall seconds (default: Ctrl-C).")
+    ] = None,
+) -> None:
+    """Replay a stored city-day as a Kalshi exchange on loopback, plus IEM/NWS weather."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from kwx.config import get_settings
+    from kwx.registry import RegistryError, default_registry
+    from kwx.sim.clock import parse_speed
+    from kwx.sim.faults import FaultConfig
+    from kwx.sim.fills import fill_model as check_fill_model
+    from kwx.sim.simulator import SimConfig, Simulator
+    from kwx.store.engine import connect
+
+    try:
+        place = default_registry().by_key(city)
+    except (KeyError, RegistryError) as exc:
+        raise _fail(f"--city: {exc}") from None
+    try:
+        day = dt.date.fromisoformat(date)
+        sim_speed = parse_speed(speed)
+        fault_config = FaultConfig.parse(faults, seed=seed)
+        check_fill_model(fill_model)
+        cash = Decimal(balance)
+        depth = Decimal(synthetic_size)
+    except (ValueError, InvalidOperation) as exc:
+        raise _fail(str(exc)) from None
+    if sim_speed == "manual":
+        raise _fail("--speed manual is for tests; use a multiplier or 'max'")
+
+    private_note = None
+    if public_key is not None:
+        try:
+            key = serialization.load_pem_public_key(public_key.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--public-key {public_key}: {exc}") from None
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise _fail(f"--public-key {public_key}: not an RSA public key")
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        folder = Path(tempfile.mkdtemp(prefix="kwx-sim-key-"))
+        pem = folder / "sim_private_key.pem"
+        pem.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+        pem.chmod(0o600)
+        key = private.public_key()
+        private_note = f"KALSHI_PRIVATE_KEY_PATH={pem}  KALSHI_API_KEY_ID={key_id or 'sim'}"
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, markup=False)],
+    )
+    for noisy in ("websockets", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    config = SimConfig(
+        speed=sim_speed,
+        start=_start_time(start),
+        fill_model=fill_model,
+        faults=fault_config,
+        balance=cash,
+        synthetic_size=depth,
+        public_key=key,
+        key_id=key_id,
+        rate_limit=not no_rate_limit,
+        rest_port=port,
+        ws_port=port + 1 if port else 0,
+        weather_port=port + 2 if port else 0,
+    )
+    try:
+        with connect(get_settings()) as conn:
+            sim = Simulator.from_store(conn, place, day, config)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    with sim:
+        for line in sim.banner():
+            console.print(line, highlight=False, soft_wrap=True)
+        if private_note:
+            console.print(private_note, highlight=False, soft_wrap=True)
+        console.print("[dim]Ctrl-C stops[/]")
+        began = time.monotonic()
+        try:
+            while duration is None or time.monotonic() - began < duration:
+                if sim.wait_finished(0.5) and duration is None:
+                    console.print("replay finished; still serving (Ctrl-C stops)")
+                    while True:
+                        time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+    console.print("stopped")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the top-level app and the bench app."""
-    del app, bench_app
+    del bench_app
+    app.add_typer(sim_app, name="sim")

@@ -503,19 +503,28 @@ class KalshiWsServer:
         ticker: str,
         yes: Iterable[tuple[Decimal, Decimal]] = (),
         no: Iterable[tuple[Decimal, Decimal]] = (),
-    ) -> None:
-        """Replace a book (NO levels in NO-leg prices); subscribers get the difference as deltas."""
+        *,
+        client_order_id: str | None = None,
+        ts_ms: int | None = None,
+    ) -> int:
+        """Replace a book (NO levels in NO-leg prices); subscribers get the difference as deltas
+        (stamped ``ts_ms``, default now). Returns how many levels changed."""
         target = _Book(
             {Decimal(p): Decimal(s) for p, s in yes if Decimal(s) > 0},
             {Decimal(p): Decimal(s) for p, s in no if Decimal(s) > 0},
         )
         current = self.books.setdefault(ticker, _Book())
+        changed = 0
         for side in ("yes", "no"):
             have, want = current.side(side), target.side(side)
             for price in sorted(set(have) | set(want)):
                 change = want.get(price, Decimal(0)) - have.get(price, Decimal(0))
                 if change:
-                    self.feed_delta(ticker, side, price, change)
+                    changed += 1
+                    self.feed_delta(
+                        ticker, side, price, change, client_order_id=client_order_id, ts_ms=ts_ms
+                    )
+        return changed
 
     def feed_delta(
         self,
@@ -525,6 +534,7 @@ class KalshiWsServer:
         delta: Decimal,
         *,
         client_order_id: str | None = None,
+        ts_ms: int | None = None,
     ) -> None:
         """Change one level (``price`` in NO-leg terms on the NO side) and broadcast it."""
         price, delta = Decimal(price), Decimal(delta)
@@ -534,7 +544,7 @@ class KalshiWsServer:
             levels[price] = size
         else:
             levels.pop(price, None)
-        ts_ms = _now_ms()
+        ts_ms = _now_ms() if ts_ms is None else ts_ms
         for session in self._sessions:
             for sub in list(session.subs.values()):
                 if sub.channel != ORDERBOOK or not sub.covers(ticker) or sub.tickers is None:
@@ -567,6 +577,32 @@ class KalshiWsServer:
             for sub in session.subs.values():
                 if sub.channel == channel and sub.covers(ticker):
                     self._put(session, {"type": kind, "sid": sub.sid, "msg": dict(msg)})
+
+    def publish(
+        self,
+        channel: str,
+        kind: str,
+        msg: Mapping[str, Any],
+        *,
+        ticker: str | None = None,
+        duplicate: bool = False,
+    ) -> int:
+        """Send a message on a sequenced channel: each subscription's ``seq`` goes up by one.
+        ``duplicate`` sends the frame twice (same ``seq``), as a redelivery would. Returns how
+        many subscriptions got it."""
+        sent = 0
+        for session in self._sessions:
+            for sub in session.subs.values():
+                if sub.channel == channel and sub.covers(ticker):
+                    sub.seq += 1
+                    frame = json.dumps(
+                        {"type": kind, "sid": sub.sid, "seq": sub.seq, "msg": dict(msg)}
+                    )
+                    self._put(session, frame)
+                    if duplicate:
+                        self._put(session, frame)
+                    sent += 1
+        return sent
 
     def feed_trade(
         self,

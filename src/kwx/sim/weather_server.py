@@ -3,7 +3,8 @@
 Tests and backtests point the weather clients' base URLs at it and get the real wire shapes
 (CSV with IEM's headers and ``M`` for missing, GeoJSON and JSON-LD with NWS's
 QuantitativeValues and problem+json errors, VC's nested ``days/hours/minutes``) from data
-held in memory. Everything is filtered *as of* a settable simulated clock: an observation,
+held in memory (`kwx.sim.weather_replay` fills it from the store). Everything is filtered
+*as of* a settable simulated clock, or the exchange simulator's shared clock: an observation,
 product or forecast stamped after the clock does not exist yet, which is how a replay proves
 that no code path can see the future (DESIGN.md principle 3). The HTTP ``Date`` header is
 the simulated clock too, so "when was this answered" reads the simulated time.
@@ -162,6 +163,7 @@ class WeatherReplayServer:
         self,
         *,
         clock: dt.datetime | None = None,
+        clock_source: Callable[[], dt.datetime] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         vc_api_key: str | None = None,
@@ -170,6 +172,7 @@ class WeatherReplayServer:
     ) -> None:
         self._lock = threading.RLock()
         self._clock = _utc(clock) if clock is not None else None
+        self._clock_source = clock_source
         self._store = _Store()
         self._faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
@@ -226,15 +229,27 @@ class WeatherReplayServer:
     # ------------------------------------------------------------------ clock
     @property
     def clock(self) -> dt.datetime | None:
+        """The simulated now: the followed clock (``clock_source``) when one is given."""
+        source = self._clock_source
+        if source is not None:
+            return _utc(source())
         with self._lock:
             return self._clock
 
+    def follow(self, clock_source: Callable[[], dt.datetime] | None) -> None:
+        """Read the time from a shared clock (the exchange simulator's) from now on."""
+        with self._lock:
+            self._clock_source = clock_source
+
     def set_clock(self, now: dt.datetime | None) -> None:
         with self._lock:
+            self._clock_source = None
             self._clock = _utc(now) if now is not None else None
 
     def advance(self, delta: dt.timedelta) -> None:
         with self._lock:
+            if self._clock_source is not None:
+                raise RuntimeError("the clock follows a shared clock; advance that one")
             if self._clock is None:
                 raise RuntimeError("no simulated clock set")
             self._clock += delta
