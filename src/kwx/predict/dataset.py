@@ -67,7 +67,7 @@ def load_event_panel(conn: Conn, event_ticker: str, mc_version: str = "v1") -> p
     frame = pd.DataFrame(cur.fetchall(), columns=names)
     conn.commit()
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return frame
+    return frame.sort_values(["ticker", "ts"], kind="stable").reset_index(drop=True)
 
 
 def label_moves(panel: pd.DataFrame, horizon_min: int, epsilon: float) -> pd.DataFrame:
