@@ -1,7 +1,7 @@
 """One real day for the exchange-simulator tests: KXHIGHCHI, climate date 2024-12-05 (a Thursday).
 
 Only that event's rows are imported from ../shared/data (markets, trades, the settlement, a
-week of ERA5 hours) into a database of this module's own, once; each test then builds its
+week of ERA5 hours) into a database of their own, once per session; each test then builds its
 own simulator from the `ReplayData` read back from that store.
 """
 
@@ -63,9 +63,9 @@ def _import_day(root: Path) -> None:
     era5.to_csv(root / "weather/era5_hourly/KXHIGHCHI.csv", index=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def day_settings(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """A database holding the real day, shared by the tests of one module."""
+    """A database holding the real day, shared by the simulator tests."""
     if not DATA.is_dir():
         pytest.skip(f"shared data not found at {DATA}")
     name = f"s_{uuid.uuid4().hex[:12]}"
@@ -82,13 +82,13 @@ def day_settings(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def day(day_settings: Settings) -> ReplayData:
     with connect(day_settings) as conn:
         return ReplayData.load(conn, CITY, DAY)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def private_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -202,7 +202,8 @@ def test_settlement_at_close_pays_one_dollar_per_winning_contract(
     winner = next(t for t, m in day.markets.items() if m.result == "yes")
     loser = next(t for t, m in day.markets.items() if m.result == "no" and _touch(day, t, T0)[0])
     costs = D(0)
-    for ticker, side in ((winner, "bid"), (loser, "ask")):
+    legs: list[tuple[str, Literal["bid", "ask"]]] = [(winner, "bid"), (loser, "ask")]
+    for ticker, side in legs:
         bid, ask = _touch(day, ticker, T0)
         price = ask if side == "bid" else bid
         assert price is not None

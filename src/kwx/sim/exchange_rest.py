@@ -16,6 +16,7 @@ simulator's `FaultConfig`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +40,9 @@ from kwx.sim.kalshi_rest_server import (
 )
 from kwx.sources.kalshi_models import dollars_str
 
-__all__ = ["ExchangeRestServer"]
+__all__ = ["QUIET_AFTER_FAULT", "ExchangeRestServer"]
+
+QUIET_AFTER_FAULT = 3
 
 
 def _http(exc: ExchangeError) -> _HttpError:
@@ -70,6 +73,7 @@ class ExchangeRestServer(KalshiRestServer):
         )
         self.exchange = exchange
         self.faults = faults or FaultConfig()
+        self._quiet = 0
         super().__init__(
             dataset,
             public_key=public_key,
@@ -87,13 +91,25 @@ class ExchangeRestServer(KalshiRestServer):
         """Refresh the as-of market views, draw the random faults, then answer as usual."""
         self.dataset.markets.update(self.exchange.market_wires())
         faults = self.faults
-        if faults.roll(faults.rest_429):
-            self.fail_next(faults.burst_429, 429)
+        with self._lock:
+            # A fault is followed by a few clean requests, so that a retrying client is not
+            # starved by bursts drawn back to back (which no exchange does for long).
+            quiet = self._quiet > 0
+            self._quiet = max(0, self._quiet - 1)
+        if quiet:
+            pass
+        elif faults.roll(faults.rest_429):
+            self._arm(faults.burst_429, lambda: self.fail_next(faults.burst_429, 429))
         elif faults.roll(faults.rest_5xx):
-            self.fail_next(1, 503)
+            self._arm(1, lambda: self.fail_next(1, 503))
         elif faults.roll(faults.rest_slow):
-            self.delay_next(faults.slow_s)
+            self._arm(1, lambda: self.delay_next(faults.slow_s))
         return super().handle(method, raw_path, headers, body)
+
+    def _arm(self, requests: int, arm: Callable[[], None]) -> None:
+        with self._lock:
+            self._quiet = requests + QUIET_AFTER_FAULT
+        arm()
 
     def _build_routes(self) -> list[_Route]:
         extra: list[tuple[str, str, Handler]] = [

@@ -388,6 +388,14 @@ class Simulator:
 
     # ------------------------------------------------------------------ faults on demand
 
+    def on_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the WebSocket server's loop (its state is not thread-safe)."""
+
+        async def call() -> T:
+            return fn()
+
+        return self._on_loop(call())
+
     def disconnect_clients(self) -> None:
         """Drop every WebSocket connection now (no close frame)."""
         self._on_loop(self.ws.disconnect_all())
