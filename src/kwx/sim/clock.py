@@ -26,9 +26,10 @@ Speed = float | Literal["max", "manual"]
 
 def parse_speed(text: str) -> Speed:
     """``"60"``, ``"60x"``, ``"max"`` or ``"manual"``; multipliers must lie in (0, 100000]."""
-    value = text.strip().lower().removesuffix("x")
+    value = text.strip().lower()
     if value in ("max", "manual"):
         return "max" if value == "max" else "manual"
+    value = value.removesuffix("x")
     try:
         speed = float(value)
     except ValueError:
