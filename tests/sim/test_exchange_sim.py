@@ -19,10 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from kwx.domain.fees import taker_fee
 from kwx.sim.replay import ReplayData, ReplayTrade
 from kwx.sim.simulator import Simulator
+from kwx.sources.kalshi_auth import KalshiSigner
 from kwx.sources.kalshi_models import OrderRequest
 from kwx.sources.kalshi_rest import KalshiApiError
-from kwx.sources.kalshi_ws import FillMsg, UserOrderMsg
-from tests.sim.conftest import EVENT, at, rest_client, until, ws_stream
+from kwx.sources.kalshi_ws import FillMsg, KalshiWebSocket, KalshiWsAuthError, UserOrderMsg
+from tests.sim.conftest import EVENT, KEY_ID, at, rest_client, until, ws_stream
 
 D = Decimal
 T0 = at("2024-12-05T15:00:00")  # 09:00 CST on the climate day
@@ -240,3 +241,39 @@ def test_unsigned_or_badly_signed_requests_get_401(
     assert rest_client(sim, private_key).balance().balance == D(1000)
     # Public market data needs no signature, as on Kalshi.
     assert httpx.get(f"{sim.rest_url}/markets/{EVENT}-B28.5").status_code == 200
+
+
+def test_amend_and_decrease_a_resting_order(
+    make_sim: Any, private_key: rsa.RSAPrivateKey, day: ReplayData
+) -> None:
+    sim: Simulator = make_sim(T0)
+    rest = rest_client(sim, private_key)
+    ticker = f"{EVENT}-B28.5"
+    bid, ask = _touch(day, ticker, T0)
+    assert bid is not None and ask is not None
+    ack = rest.create_order(OrderRequest.buy_yes(ticker, bid - D("0.05"), D(6)))
+    amended = rest.amend_order(ack.order_id, ticker=ticker, side="bid", price=bid, count=D(8))
+    assert (amended.order_id, amended.remaining_count) == (ack.order_id, D(8))
+    order = rest.get_order(ack.order_id)
+    assert (order.yes_price, order.initial_count, order.status) == (bid, D(8), "resting")
+    # At the touch now: behind the replayed size there.
+    assert sim.exchange.queue_position(ack.order_id) == day.synthetic_size
+    assert rest.decrease_order(ack.order_id, reduce_by=D(3)).reduced_by == D(3)
+    assert rest.get_order(ack.order_id).remaining_count == D(5)
+    assert rest.decrease_order(ack.order_id, reduce_to=D(0)).reduced_by == D(5)
+    assert rest.get_order(ack.order_id).status == "canceled"
+    # Amending into the offer takes it, as a new order would.
+    other = rest.create_order(OrderRequest.buy_yes(ticker, bid - D("0.05"), D(2)))
+    taken = rest.amend_order(other.order_id, ticker=ticker, side="bid", price=ask, count=D(2))
+    assert taken.fill_count == D(2)
+    [fill] = list(rest.iter_fills())
+    assert (fill.order_id, fill.yes_price, fill.is_taker) == (other.order_id, ask, True)
+
+
+def test_a_websocket_handshake_with_a_wrong_key_is_refused(make_sim: Any) -> None:
+    sim: Simulator = make_sim(T0)
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    client = KalshiWebSocket(sim.ws_url, [f"{EVENT}-B28.5"], signer=KalshiSigner(KEY_ID, stranger))
+    with pytest.raises(KalshiWsAuthError) as refused:
+        run(client.run(asyncio.Event()))
+    assert refused.value.status == 401

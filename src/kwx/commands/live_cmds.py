@@ -132,12 +132,11 @@ def sim_serve(
         private_note = f"KALSHI_PRIVATE_KEY_PATH={pem}  KALSHI_API_KEY_ID={key_id or 'sim'}"
 
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False, markup=False)],
     )
-    for noisy in ("websockets", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("kwx.sim").setLevel(logging.INFO)  # a line per order, fill, close
 
     config = SimConfig(
         speed=sim_speed,

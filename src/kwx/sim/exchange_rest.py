@@ -15,6 +15,7 @@ simulator's `FaultConfig`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -41,6 +42,8 @@ from kwx.sim.kalshi_rest_server import (
 from kwx.sources.kalshi_models import dollars_str
 
 __all__ = ["QUIET_AFTER_FAULT", "ExchangeRestServer"]
+
+log = logging.getLogger("kwx.sim.exchange")
 
 QUIET_AFTER_FAULT = 3
 
@@ -259,7 +262,12 @@ class ExchangeRestServer(KalshiRestServer):
     # ------------------------------------------------------------------ orders
 
     def _create(self, request: _Request) -> tuple[int, Json]:
-        return 201, self._call(self.exchange.create, request.json())
+        body = request.json()
+        try:
+            return 201, self.exchange.create(body)
+        except ExchangeError as exc:
+            log.info("order refused (%s %s): %s", exc.status, exc.code, exc.message)
+            raise _http(exc) from None
 
     def _cancel(self, request: _Request) -> tuple[int, Json]:
         return 200, self._call(self.exchange.cancel, request.match["order"])
