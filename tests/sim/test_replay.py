@@ -16,11 +16,12 @@ from typer.testing import CliRunner
 
 from kwx.cli import app
 from kwx.config import Settings, get_settings
+from kwx.registry import default_registry
 from kwx.sim.clock import SimClock, parse_speed
 from kwx.sim.exchange import Exchange
 from kwx.sim.faults import maintenance_windows
 from kwx.sim.fills import fill_model
-from kwx.sim.replay import ReplayData
+from kwx.sim.replay import ReplayBook, ReplayData, ReplayEvent
 from kwx.sim.simulator import Simulator
 from kwx.sources.iem import IemClient
 from kwx.sources.kalshi_auth import KalshiSigner
@@ -271,3 +272,56 @@ def test_sim_serve_prints_the_urls_and_refuses_bad_input(
         assert missing.exit_code == 1 and "no KXHIGHCHI markets" in missing.output
     finally:
         get_settings.cache_clear()
+
+
+def test_books_from_quotes_and_full_depth() -> None:
+    ts = at("2025-12-05T15:00:00")
+    quoted = ReplayBook("KXHIGHNY-25DEC05-B40.5", "top_of_book", D(25))
+    assert quoted.apply(ReplayEvent(ts, "quote", quoted.ticker, (D("0.41"), D("0.44"))))
+    assert (quoted.bids(), quoted.asks()) == ([(D("0.41"), D(25))], [(D("0.44"), D(25))])
+    # Kalshi's empty book (bid 0, ask 1) is no quote at all.
+    quoted.apply(ReplayEvent(ts, "quote", quoted.ticker, (D(0), D(1))))
+    assert quoted.levels() == ([], [])
+    deep = ReplayBook("KXHIGHNY-25DEC05-B40.5", "l2", D(25))
+    yes = [(D("0.40"), D(7)), (D("0.41"), D(3))]
+    no = [(D("0.57"), D(5))]  # NO-leg prices: a YES offer at 0.43
+    deep.apply(ReplayEvent(ts, "l2_snapshot", deep.ticker, (yes, no)))
+    deep.apply(ReplayEvent(ts, "l2_delta", deep.ticker, ("no", D("0.57"), D(-2))))
+    assert deep.asks() == [(D("0.43"), D(3))] and deep.bids()[0] == (D("0.41"), D(3))
+    deep.take("bid", D("0.43"), D(3))
+    assert deep.asks() == [] and deep.size_at("bid", D("0.40")) == D(7)
+
+
+def test_stored_order_book_streams_are_replayed_in_no_leg_prices(conn: Any) -> None:
+    ticker = "KXHIGHNY-26JUL12-B84.5"
+    conn.execute(
+        "INSERT INTO kalshi.markets (ticker, event_ticker, series_ticker, climate_date, "
+        "strike_type, floor_strike, cap_strike, open_time, close_time, result, metadata_source) "
+        "VALUES (%s, 'KXHIGHNY-26JUL12', 'KXHIGHNY', '2026-07-12', 'between', 84, 85, "
+        "'2026-07-11T14:00Z', '2026-07-13T04:59Z', 'yes', 'api')",
+        [ticker],
+    )
+    snap = at("2026-07-12T13:00:00")
+    # Recorded with use_yes_price = true: the NO level 0.45 is a YES offer at 0.45.
+    conn.execute(
+        "INSERT INTO md.orderbook_snapshot (ticker, ts, side, price, size, seq, use_yes_price) "
+        "VALUES (%s, %s, 'yes', 0.42, 10, 1, true), (%s, %s, 'no', 0.45, 6, 1, true)",
+        [ticker, snap, ticker, snap],
+    )
+    conn.execute(
+        "INSERT INTO md.orderbook_delta (ticker, ts, sid, seq, side, price, delta, use_yes_price) "
+        "VALUES (%s, %s, 1, 2, 'no', 0.45, -4, true)",
+        [ticker, snap + dt.timedelta(seconds=5)],
+    )
+    conn.commit()
+    city = default_registry().by_key("new_york")
+    data = ReplayData.load(conn, city, dt.date(2026, 7, 12))
+    assert data.markets[ticker].book_source == "l2"
+    exchange = Exchange(data, SimClock(snap), fill_model("cross"))
+    assert exchange.orderbook(ticker) == {
+        "yes_dollars": [["0.4200", "10.00"]],
+        "no_dollars": [["0.5500", "6.00"]],
+    }
+    exchange.advance_to(snap + dt.timedelta(seconds=5))
+    assert exchange.orderbook(ticker)["no_dollars"] == [["0.5500", "2.00"]]
+    assert exchange.market_wire(ticker)["yes_ask_dollars"] == "0.4500"
