@@ -171,38 +171,54 @@ def _fusion(city: str, train_from: dt.date, train_to: dt.date, last: dt.date) ->
 
 
 def _models(city: str, train_from: dt.date, train_to: dt.date) -> None:
-    from kwx.cli import _fail, console, err
+    from kwx.cli import _fail, console
     from kwx.config import get_settings
+    from kwx.predict.api import train_and_calibrate
     from kwx.store.engine import StoreError, connect
 
     try:
-        from kwx.predict.api import train_and_calibrate
-    except ImportError:
-        err.print("[yellow]move classifiers not available in this build; skipped[/]")
-        return
-    try:
         with connect() as conn:
-            summary = train_and_calibrate(conn, get_settings(), city, train_from, train_to)
-        console.print(summary)
+            summary = train_and_calibrate(
+                conn,
+                get_settings(),
+                city,
+                train_from,
+                train_to,
+                mc_version=QUICKSTART_MC_VERSION,
+            )
     except (StoreError, ValueError) as exc:
         raise _fail(f"model: {exc}") from exc
+    default = summary.get("default", {})
+    console.print(
+        f"5-minute move classifier: {default.get('model_type')} with "
+        f"{default.get('method')} calibration (run {default.get('run_id')})"
+    )
 
 
 def _backtest(city: str, date_from: dt.date, date_to: dt.date, fill_model: str, out: Path) -> Path:
-    from kwx.cli import _fail
+    from kwx.backtest.report import metrics_json
+    from kwx.backtest.runner import run_backtest
+    from kwx.cli import _fail, console
     from kwx.config import get_settings
     from kwx.store.engine import StoreError, connect
 
-    try:
-        from kwx.backtest.runner import run_backtest
-    except ImportError as exc:
-        raise _fail("the backtest is not available in this build") from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with connect() as conn:
             outcome = run_backtest(
-                conn, get_settings(), city, date_from, date_to, fill_model=fill_model, out=out
+                conn,
+                get_settings(),
+                city,
+                date_from,
+                date_to,
+                fill_model=fill_model,
+                mc_version=QUICKSTART_MC_VERSION,
+                report_path=out,
+                on_stage=lambda name: console.print(f"  {name}"),
             )
     except (StoreError, ValueError) as exc:
         raise _fail(f"backtest: {exc}") from exc
-    return Path(str(getattr(outcome, "report_path", out)))
+    for note in outcome.notes:
+        console.print(f"  note: {note}")
+    console.print(metrics_json(outcome.metrics))
+    return outcome.report_path or out
