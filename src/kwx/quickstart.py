@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import psycopg
 
 from kwx.registry import City
+from kwx.weather.climo import CLIMO_SOURCE, WINDOW_DAYS, build_climo_forecasts
 
 Conn = psycopg.Connection[tuple[object, ...]]
 TRAIN_SHARE = 0.7
@@ -76,9 +77,11 @@ def make_plan(
     date_to: dt.date | None = None,
     *,
     train_share: float = TRAIN_SHARE,
+    climo_fallback: bool = True,
 ) -> Plan:
     """Days with settled markets, split chronologically; the best observation and forecast
-    sources the store holds for the city."""
+    sources the store holds for the city. Without any forecast history, and with
+    ``climo_fallback``, climatological forecasts are built from the observations first."""
     days = settled_days(conn, city, date_from, date_to)
     if len(days) < MIN_DAYS:
         raise PlanError(
@@ -97,14 +100,21 @@ def make_plan(
     forecast = _best_source(
         conn,
         "SELECT source, min(valid_at) FROM wx.forecast WHERE city = %s GROUP BY source "
-        "ORDER BY count(*) DESC LIMIT 1",
+        "ORDER BY source = 'climo', count(*) DESC LIMIT 1",
         (city.key,),
     )
+    if forecast is None and climo_fallback:
+        # No forecast history (Visual Crossing needs a key, NWS keeps no archive): forecast
+        # from the station's own recent past instead.
+        built = build_climo_forecasts(conn, city, obs[0], obs[1], days[-1])
+        if built:
+            forecast = (CLIMO_SOURCE, obs[1] + dt.timedelta(days=WINDOW_DAYS))
     if forecast is None:
         raise PlanError(
-            f"{city.key}: no weather forecasts in the store; the weather model needs a "
-            "forecast history (Visual Crossing: set VC_API_KEY and run "
-            "kwx ingest backfill --source vc, or import ../shared/data)"
+            f"{city.key}: no weather forecasts in the store and too little observation "
+            "history to forecast from; the weather model needs a forecast history (Visual "
+            "Crossing: set VC_API_KEY and run kwx ingest backfill --source vc, or import "
+            "../shared/data)"
         )
     n_train = max(1, min(len(days) - 1, round(len(days) * train_share)))
     return Plan(

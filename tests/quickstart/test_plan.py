@@ -82,4 +82,26 @@ def test_what_is_missing_is_said(conn: Conn) -> None:
     )
     conn.commit()
     with pytest.raises(PlanError, match="no weather forecasts"):
+        make_plan(conn, CHICAGO, climo_fallback=False)
+    # One observation is too little history to forecast from, even with the fallback.
+    with pytest.raises(PlanError, match="too little observation history"):
         make_plan(conn, CHICAGO)
+
+
+def test_without_forecasts_the_observations_make_one(conn: Conn) -> None:
+    _settled(conn, 20)
+    start = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
+    for h in range(24 * 90):
+        conn.execute(
+            "INSERT INTO wx.obs (city, source, ts, temp_f) VALUES ('chicago', 'metar', %s, %s)",
+            (start + dt.timedelta(hours=h), 60 + h % 24),
+        )
+    conn.commit()
+    plan = make_plan(conn, CHICAGO)
+    assert (plan.obs_source, plan.forecast_source) == ("metar", "climo")
+    assert plan.fit_from == dt.date(2024, 7, 22)
+    issued = conn.execute(
+        "SELECT min(issued_at), max(issued_at) FROM wx.forecast WHERE source = 'climo'"
+    ).fetchone()
+    assert issued is not None and isinstance(issued[1], dt.datetime)
+    assert issued[1] < dt.datetime.combine(plan.days[-1], dt.time(), dt.UTC)
