@@ -55,7 +55,8 @@ def test_platt_recovers_the_distortion() -> None:
 def test_calibrators_round_trip_through_their_parameters() -> None:
     _, y, q = _miscalibrated(5_000, seed=4)
     grid = np.linspace(0.0, 1.0, 101)
-    for method in ("platt", "isotonic"):
+    np.testing.assert_array_equal(make_calibrator("identity").fit(q, y).predict(grid), grid)
+    for method in ("identity", "platt", "isotonic"):
         cal = make_calibrator(method).fit(q, y)
         again = calibrator_from_params(method, cal.params())
         np.testing.assert_allclose(again.predict(grid), cal.predict(grid))
@@ -87,8 +88,13 @@ def test_default_rule() -> None:
     # Brier tied within BRIER_TIE: the lower ECE.
     tied = [_c("platt", 0.2300, 0.03), _c("isotonic", 0.2300 + BRIER_TIE / 2, 0.01)]
     assert choose_default(tied).method == "isotonic"
-    # Everything tied: Platt, the simpler one; then the earlier run.
+    # Everything tied: the simpler method (identity, Platt, isotonic); then the earlier run.
     assert choose_default([_c("isotonic", 0.23, 0.01), _c("platt", 0.23, 0.01)]).method == "platt"
+    three = [_c("isotonic", 0.23, 0.01), _c("identity", 0.23, 0.01), _c("platt", 0.23, 0.01)]
+    assert choose_default(three).method == "identity"
+    # The model as it is stays the default when both calibrators do worse on test.
+    worse = [_c("identity", 0.235, 0.011), _c("platt", 0.237, 0.037), _c("isotonic", 0.24, 0.04)]
+    assert choose_default(worse).method == "identity"
     runs = [_c("platt", 0.23, 0.01, run=7, model="gbdt"), _c("platt", 0.23, 0.01, run=3)]
     assert choose_default(runs).run_id == 3
     with pytest.raises(ValueError, match="no calibrators"):

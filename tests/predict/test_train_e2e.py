@@ -127,7 +127,7 @@ def test_train_sweep_calibrate_predict(real_days: Conn, settings: Settings, tmp_
              "--out", str(png_dir), "--json"]
         )  # fmt: skip
         result = json.loads(cal.strip().splitlines()[-1])
-        assert set(result["test"]) == {"raw", "platt", "isotonic"}
+        assert set(result["test"]) == {"identity", "platt", "isotonic"}
     assert len(list(png_dir.glob("reliability_chicago_5m_*.png"))) == 2
     # The logreg calibrated is the sweep's best.
     stored = pd.DataFrame(
@@ -137,7 +137,7 @@ def test_train_sweep_calibrate_predict(real_days: Conn, settings: Settings, tmp_
         ).fetchall(),
         columns=["model_type", "method", "run_id", "metrics", "is_default"],
     )
-    assert len(stored) == 4
+    assert len(stored) == 6  # three methods for each model type
     assert dict(zip(stored["model_type"], stored["run_id"], strict=True)) == {
         "logreg": summary["best_run"],
         "gbdt": 1,
@@ -177,7 +177,7 @@ def test_train_and_calibrate_api(real_days: Conn, settings: Settings) -> None:
     summary = train_and_calibrate(real_days, settings, "chicago", DAYS[0], DAYS[-1], horizon="1m")
     assert summary["run_id"] == 1 and summary["model"] == "logreg"
     assert summary["default"] is not None and summary["default"]["run_id"] == 1
-    assert set(summary["test_calibrated"]) == {"platt", "isotonic"}
+    assert set(summary["test_calibrated"]) == {"identity", "platt", "isotonic"}
     assert load_default(real_days, settings, "chicago", "1m") is not None
     assert load_default(real_days, settings, "chicago", "5m") is None
 

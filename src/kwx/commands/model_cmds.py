@@ -320,8 +320,8 @@ def model_calibrate(
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line last.")] = False,
 ) -> None:
-    """Platt and isotonic on the best run's validation predictions, scored on test; stored,
-    and the default calibrator of the city and horizon re-chosen."""
+    """Platt and isotonic on the best run's validation predictions (and the identity),
+    scored on test; stored, and the default calibrator of the city and horizon re-chosen."""
     from kwx.predict.calibrate import calibrate_best
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
@@ -348,7 +348,7 @@ def model_calibrate(
         elif method == "isotonic":
             text = f"{len(params['x_thresholds'])} thresholds"
         else:
-            text = "uncalibrated"
+            text = "none (the model's own probability)"
         is_default = (
             outcome.default is not None
             and outcome.default.method == method

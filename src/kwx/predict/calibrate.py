@@ -1,6 +1,6 @@
-"""Calibrate a training run: Platt and isotonic fitted on its validation predictions, scored
-on its test predictions, stored in `model.calibration`, the default re-chosen, and a
-reliability diagram drawn.
+"""Calibrate a training run: Platt and isotonic fitted on its validation predictions (and
+the identity, the model as it is), scored on its test predictions, stored in
+`model.calibration`, the default re-chosen, and a reliability diagram drawn.
 
 The test set never shapes a calibrator; it only scores them (Brier, ECE with 10 and 20
 bins, before and after) and, through those scores, decides the default (see
@@ -39,7 +39,7 @@ def _scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
 @dataclass(frozen=True)
 class CalibrationOutcome:
     run: RunRecord
-    # method → {"params", "val", "test"}; "raw" holds the uncalibrated scores.
+    # method → {"params", "val", "test"}; "identity" holds the uncalibrated scores.
     results: dict[str, dict[str, Any]]
     default: Candidate | None
     png: Path | None
@@ -57,13 +57,14 @@ def reliability_png(
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
     for name, (p, y) in curves.items():
         mean_p, freq, _ = reliability_curve(p, y, n_bins)
-        ax.plot(mean_p, freq, marker="o", label=f"{name} (ECE {ece(p, y, n_bins):.3f})")
+        label = "uncalibrated" if name == "identity" else name
+        ax.plot(mean_p, freq, marker="o", label=f"{label} (ECE {ece(p, y, n_bins):.3f})")
     ax.set_ylabel("observed frequency of an up move")
     ax.set_title(title)
     ax.legend(loc="upper left")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    raw = curves.get("raw")
+    raw = curves.get("identity")
     if raw is not None:
         hist.hist(raw[0], bins=np.linspace(0, 1, 2 * n_bins + 1), color="tab:blue", alpha=0.6)
     hist.set_xlabel("predicted probability (test days)")
@@ -83,8 +84,9 @@ def calibrate_run(conn: Conn, run: RunRecord, out_dir: Path | None) -> Calibrati
         raise ValueError(f"run {run.run_id} has no validation or no test predictions")
     pv, yv = val["p_up"].to_numpy(np.float64), val["y"].to_numpy(np.float64)
     pt, yt = test["p_up"].to_numpy(np.float64), test["y"].to_numpy(np.float64)
-    results: dict[str, dict[str, Any]] = {"raw": {"val": _scores(pv, yv), "test": _scores(pt, yt)}}
-    curves = {"raw": (pt, yt)}
+    results: dict[str, dict[str, Any]] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    uncalibrated = _scores(pt, yt)
     with conn.transaction():
         for method in METHODS:
             cal = make_calibrator(method).fit(pv, yv)
@@ -92,7 +94,7 @@ def calibrate_run(conn: Conn, run: RunRecord, out_dir: Path | None) -> Calibrati
             metrics = {
                 "val": _scores(cv, yv),
                 "test": _scores(ct, yt),
-                "test_uncalibrated": results["raw"]["test"],
+                "test_uncalibrated": uncalibrated,
             }
             save_calibration(conn, run=run, method=method, params=cal.params(), metrics=metrics)
             results[method] = {"params": cal.params(), **metrics}

@@ -10,12 +10,16 @@ of them:
 * **Isotonic**: scikit-learn's IsotonicRegression of y on p, stored as its threshold points;
   prediction interpolates linearly between them and clips outside (what scikit-learn's
   `out_of_bounds="clip"` does). Flexible, step-like, can overfit a small validation set.
+* **Identity**: the classifier's own probability, stored beside the two so the default rule
+  can keep it when neither calibrator helps on the test days (measured: with a base rate
+  that drifts between the validation and test months, a calibrator fitted on validation
+  can make a boosted model's test ECE worse).
 
 The default per city and horizon (`choose_default`) is the candidate with the lower test
 Brier and ECE. When the two disagree, Brier decides: it is a proper scoring rule, whereas
 ECE depends on the binning and rewards a constant forecast of the base rate. Brier scores
 within `BRIER_TIE` of the lowest are a tie, settled by the lower 10-bin ECE, then by the
-simpler method (Platt before isotonic), then by the lower run id.
+simpler method (identity, then Platt, then isotonic), then by the lower run id.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
 FloatArray = npt.NDArray[np.float64]
-Method = Literal["platt", "isotonic"]
-METHODS: Final = ("platt", "isotonic")
+Method = Literal["identity", "platt", "isotonic"]
+METHODS: Final = ("identity", "platt", "isotonic")  # also the tie order: simplest first
 LOGIT_CLIP: Final = 1e-6
 BRIER_TIE: Final = 1e-6
 
@@ -57,6 +61,23 @@ def _inputs(p: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]
 def logit(p: npt.ArrayLike) -> FloatArray:
     pa = np.clip(np.asarray(p, dtype=np.float64), LOGIT_CLIP, 1.0 - LOGIT_CLIP)
     return np.log(pa / (1.0 - pa))
+
+
+class IdentityCalibrator:
+    """No calibration: the classifier's probability as it is."""
+
+    method: str = "identity"
+
+    def fit(self, p: npt.ArrayLike, y: npt.ArrayLike) -> IdentityCalibrator:
+        _inputs(p, y)
+        return self
+
+    def predict(self, p: npt.ArrayLike) -> FloatArray:
+        out: FloatArray = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {}
 
 
 class PlattCalibrator:
@@ -131,6 +152,8 @@ class IsotonicCalibrator:
 
 
 def make_calibrator(method: str) -> Calibrator:
+    if method == "identity":
+        return IdentityCalibrator()
     if method == "platt":
         return PlattCalibrator()
     if method == "isotonic":
@@ -139,6 +162,8 @@ def make_calibrator(method: str) -> Calibrator:
 
 
 def calibrator_from_params(method: str, params: dict[str, Any]) -> Calibrator:
+    if method == "identity":
+        return IdentityCalibrator()
     if method == "platt":
         return PlattCalibrator.from_params(params)
     if method == "isotonic":
