@@ -220,3 +220,19 @@ def test_build_dataset_over_days(conn: Conn) -> None:
         build_dataset(conn, "chicago", days[0], days[-1], horizon="3m")
     with pytest.raises(ValueError, match="no chicago markets"):
         build_dataset(conn, "chicago", dt.date(2020, 1, 1), dt.date(2020, 1, 5))
+
+
+def test_features_from_the_full_view_as_the_live_loop_reads_it(conn: Conn) -> None:
+    """Rows read straight from feat.minute_panel_full (NUMERIC as Decimal, every column) give
+    the same features as the data set's typed read."""
+    _day(conn, DAY)
+    cur = conn.execute(
+        "SELECT * FROM feat.minute_panel_full WHERE event_ticker = %s AND mid IS NOT NULL "
+        "AND (mc_version = 'v1' OR mc_version IS NULL) ORDER BY ticker, ts",
+        (_event(DAY),),
+    )
+    full = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description or []])
+    typed = load_event_panel(conn, _event(DAY))
+    typed = typed[typed["mid"].notna()].reset_index(drop=True)
+    assert len(full) == len(typed) > 0
+    pd.testing.assert_frame_equal(feature_frame(full), feature_frame(typed))
