@@ -30,6 +30,7 @@ from kwx.predict.store import default_calibration, get_run, load_artifact
 from kwx.predict.train import predict_proba_up, train_run
 
 FloatArray = npt.NDArray[np.float64]
+SMALL_BATCH = 256  # rows up to which one thread predicts faster than the OpenMP pool
 
 
 def train_and_calibrate(
@@ -80,7 +81,7 @@ class CalibratedPredictor:
     run_id: int
     estimator: Any
     calibrator: Calibrator
-    # One thread for a handful of rows: the boosted trees' OpenMP pool costs more than it
+    # One thread for a few rows (`SMALL_BATCH`): the boosted trees' OpenMP pool costs more than it
     # saves there (measured: ~15 ms median and 400 ms spikes on a busy 2-core machine vs
     # ~2 ms single-threaded). The controller is built once; limiting through it is cheap.
     threads: Any = field(default_factory=ThreadpoolController, repr=False, compare=False)
@@ -97,7 +98,10 @@ class CalibratedPredictor:
         has_mid = pd.to_numeric(frame["mid"], errors="coerce").notna().to_numpy()
         if has_mid.any():
             feats = feature_frame(frame.loc[has_mid])
-            with self.threads.limit(limits=1, user_api="openmp"):
+            if len(feats) <= SMALL_BATCH:
+                with self.threads.limit(limits=1, user_api="openmp"):
+                    out[has_mid] = predict_proba_up(self.estimator, feats)
+            else:  # a backtest's batch: let the trees use every core
                 out[has_mid] = predict_proba_up(self.estimator, feats)
         return out
 
