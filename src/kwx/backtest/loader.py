@@ -9,6 +9,9 @@ in event, then ladder order, so every later step indexes arrays instead of strin
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -27,8 +30,8 @@ __all__ = ["EventMeta", "RawData", "load_raw", "pick_mc_version"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 MINUTES_PER_DAY: Final = 1440
+PG_EPOCH_US: Final = 946_684_800_000_000  # 2000-01-01 in µs since 1970-01-01
 YES_TAKER: Final = "(x.taker_side = 'yes')::bool"
-_JOIN: Final = "JOIN unnest(%s::text[]) WITH ORDINALITY AS k(t, i) ON k.t = x.ticker"
 
 
 @dataclass(frozen=True)
@@ -69,49 +72,81 @@ class RawData:
     notes: list[str] = field(default_factory=list)
 
 
-def fetch_arrays(
+def fetch_groups(
     conn: Conn, sql: str, params: tuple[object, ...], columns: list[tuple[str, str]]
-) -> npt.NDArray[np.void]:
-    """Run ``sql`` — one row per group, each column ``array_send(array_agg(expr))`` of a
-    fixed-width, non-NULL expression (coalesce NULL floats to 'NaN') — and return all groups'
-    elements as one numpy record array.
+) -> tuple[list[str], npt.NDArray[np.void]]:
+    """Run ``sql`` — one row per group: a text key, then ``array_send(array_agg(expr))``
+    columns of fixed-width, non-NULL expressions (coalesce NULL floats to 'NaN') — and return
+    the keys and every group's elements as one record array (field ``group`` indexes keys).
 
     Aggregating server-side sends a few thousand rows instead of millions, and each array's
     binary form (20-byte header, then a 4-byte length before every element) is one
-    ``np.frombuffer``: a city-year of minute rows loads without a Python-level loop per row.
+    ``np.frombuffer``: a city-year of minute rows loads without a Python loop per row.
     """
     rows = conn.execute(sql, params, binary=True).fetchall()
     conn.commit()
-    dtype = np.dtype(columns)
+    dtype = np.dtype([("group", "i4"), *columns])
+    keys: list[str] = []
     parts: list[npt.NDArray[np.void]] = []
     for row in rows:
-        if len(row) != len(columns):
-            raise ValueError(f"fetch_arrays: {len(row)} columns returned, {len(columns)} declared")
+        if len(row) != len(columns) + 1:
+            raise ValueError(
+                f"fetch_groups: {len(row)} columns returned, {len(columns) + 1} declared"
+            )
         n: int | None = None
         decoded: list[np.ndarray] = []
-        for value, (name, kind) in zip(row, columns, strict=True):
+        for value, (name, kind) in zip(row[1:], columns, strict=True):
             assert isinstance(value, bytes | bytearray | memoryview)
             buf = bytes(value)
-            item = np.dtype(kind).itemsize
             if len(buf) == 12:  # an empty array: ndim 0
                 arr = np.zeros(0, dtype=kind)
             else:
                 rec = np.dtype([("_len", ">i4"), ("v", kind)])
                 body = np.frombuffer(buf, dtype=rec, offset=20)
-                if len(body) and int(body["_len"].min()) != item:
-                    raise ValueError(f"fetch_arrays: column {name} has NULL or odd-width values")
+                if len(body) and int(body["_len"].min()) != np.dtype(kind).itemsize:
+                    raise ValueError(f"fetch_groups: column {name} has NULL or odd-width values")
                 arr = body["v"]
             if n is not None and len(arr) != n:
-                raise ValueError(f"fetch_arrays: column {name} has {len(arr)} values, not {n}")
+                raise ValueError(f"fetch_groups: column {name} has {len(arr)} values, not {n}")
             n = len(arr)
             decoded.append(arr)
         part = np.empty(n or 0, dtype=dtype)
+        part["group"] = len(keys)
         for (name, _), arr in zip(columns, decoded, strict=True):
             part[name] = arr
+        keys.append(str(row[0]))
         parts.append(part)
-    if not parts:
-        return np.empty(0, dtype=dtype)
-    return np.concatenate(parts)
+    return keys, np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _with_tid(
+    keys: list[str], data: npt.NDArray[np.void], tid_of: dict[str, int]
+) -> npt.NDArray[np.void]:
+    """Replace the group index by the market number; groups not in the run are dropped."""
+    lookup = np.array([tid_of.get(k, -1) for k in keys], dtype=np.int64)
+    tid = lookup[data["group"]] if len(data) else np.zeros(0, np.int64)
+    keep = tid >= 0
+    out = data[keep].copy()
+    out["group"] = tid[keep]
+    return out
+
+
+def _retime(data: npt.NDArray[np.void], to_minutes: bool) -> npt.NDArray[np.void]:
+    """``group`` → ``tid``; PostgreSQL's binary timestamptz ``ts`` (µs since 2000-01-01) →
+    ``minute`` (minutes since 1970) or ``ts_us`` (µs since 1970); other fields kept."""
+    rest = [
+        (n, data.dtype[n].newbyteorder("="))
+        for n in data.dtype.names or ()
+        if n not in ("group", "ts")
+    ]
+    time_field = ("minute", np.dtype(np.int64)) if to_minutes else ("ts_us", np.dtype(np.int64))
+    out = np.empty(len(data), dtype=[("tid", np.int64), time_field, *rest])
+    out["tid"] = data["group"]
+    unix_us = data["ts"].astype(np.int64) + PG_EPOCH_US
+    out[time_field[0]] = unix_us // 60_000_000 if to_minutes else unix_us
+    for name, _ in rest:
+        out[name] = data[name]
+    return out
 
 
 def pick_mc_version(conn: Conn, city: str, date_from: dt.date, date_to: dt.date) -> str:
@@ -271,9 +306,11 @@ def load_raw(
     date_to: dt.date,
     *,
     mc_version: str | None = None,
+    connect_again: Callable[[], AbstractContextManager[Conn]] | None = None,
 ) -> RawData:
     """Read markets, candles, trades, pmf.minute rows and any L2 depth of the city's events
-    whose climate date lies in [date_from, date_to]."""
+    whose climate date lies in [date_from, date_to]. With ``connect_again`` (a factory of
+    further connections to the same database) pmf.minute is read in parallel."""
     notes: list[str] = []
     events = _events(conn, city, date_from, date_to, notes)
     if not events:
@@ -286,71 +323,106 @@ def load_raw(
     tid_event = np.array([i for i, e in enumerate(events) for _ in e.tickers], dtype=np.int64)
     tid_bracket = np.array([k for e in events for k in range(len(e.tickers))], dtype=np.int64)
     end = max(e.day_start for e in events) + dt.timedelta(days=1)
-    tids = (tickers,)
+    tid_of = {t: i for i, t in enumerate(tickers)}
     nan = "'NaN'::float8"
 
     def agg(expr: str) -> str:
         return f"array_send(array_agg({expr}))"
 
-    candles = fetch_arrays(
-        conn,
-        f"SELECT {agg('(k.i - 1)::int4')}, {agg('(extract(epoch FROM x.ts)::int8 / 60)::int4')}, "
-        f"{agg(f'coalesce(x.yes_bid_close::float8, {nan})')}, "
-        f"{agg(f'coalesce(x.yes_ask_close::float8, {nan})')}, "
-        f"{agg(f'coalesce(x.price_low::float8, {nan})')}, "
-        f"{agg(f'coalesce(x.price_high::float8, {nan})')}, "
-        f"{agg(f'coalesce(x.price_close::float8, {nan})')}, {agg('x.volume::float8')}, "
-        f"{agg('x.has_trade')} "
-        f"FROM md.candles_1m x {_JOIN} WHERE x.ts < %s GROUP BY k.i",
-        (*tids, end),
-        [
-            ("tid", ">i4"),
-            ("minute", ">i4"),
-            ("bid", ">f8"),
-            ("ask", ">f8"),
-            ("low", ">f8"),
-            ("high", ">f8"),
-            ("close", ">f8"),
-            ("volume", ">f8"),
-            ("has_trade", "?"),
-        ],
-    )
-    trades = fetch_arrays(
-        conn,
-        f"SELECT {agg('(k.i - 1)::int4')}, "
-        f"{agg('(extract(epoch FROM x.created_time) * 1000000)::int8')}, "
-        f"{agg('(x.yes_price * 1000000)::int8')}, {agg('(x.count_fp * 100)::int8')}, "
-        f"{agg(YES_TAKER)} FROM md.trades x {_JOIN} "
-        "WHERE x.created_time < %s AND x.taker_side IS NOT NULL GROUP BY k.i",
-        (*tids, end),
-        [("tid", ">i4"), ("ts_us", ">i8"), ("price", ">i8"), ("count", ">i8"), ("taker_yes", "?")],
-    )
-    untyped = conn.execute(
-        "SELECT count(*) FROM md.trades WHERE ticker = ANY(%s) AND taker_side IS NULL",
-        (tickers,),
-    ).fetchone()
-    if untyped and int(str(untyped[0])):
-        notes.append(f"{untyped[0]} trade print(s) without a taker side were left out.")
-    pmf = fetch_arrays(
-        conn,
-        f"SELECT {agg('(k.i - 1)::int4')}, {agg('(extract(epoch FROM x.ts)::int8 / 60)::int4')}, "
-        f"{agg(f'coalesce(x.p_mkt, {nan})')}, {agg(f'coalesce(x.p_wx, {nan})')}, "
-        f"{agg(f'coalesce(x.p_fused_norm, {nan})')}, "
+    pmf_sql = (
+        f"SELECT x.ticker, {agg('x.ts')}, {agg(f'coalesce(x.p_mkt, {nan})')}, "
+        f"{agg(f'coalesce(x.p_wx, {nan})')}, {agg(f'coalesce(x.p_fused_norm, {nan})')}, "
         f"{agg(f'coalesce(x.hazard_next_5m, {nan})')}, "
         f"{agg(f'coalesce(x.hazard_next_60m, {nan})')}, {agg(f'coalesce(x.tmax_q50, {nan})')} "
-        f"FROM pmf.minute x {_JOIN} WHERE x.mc_version = %s GROUP BY k.i",
-        (*tids, version),
-        [
-            ("tid", ">i4"),
-            ("minute", ">i4"),
-            ("p_mkt", ">f8"),
-            ("p_wx", ">f8"),
-            ("p_fused_norm", ">f8"),
-            ("h5", ">f8"),
-            ("h60", ">f8"),
-            ("q50", ">f8"),
-        ],
+        "FROM pmf.minute x WHERE x.city = %s AND x.mc_version = %s AND x.ts >= %s "
+        "AND x.ts < %s GROUP BY x.ticker"
     )
+    pmf_params = (city.key, version, min(e.day_start for e in events), end)
+    pmf_columns = [
+        ("ts", ">i8"),
+        ("p_mkt", ">f8"),
+        ("p_wx", ">f8"),
+        ("p_fused_norm", ">f8"),
+        ("h5", ">f8"),
+        ("h60", ">f8"),
+        ("q50", ">f8"),
+    ]
+
+    def fetch_pmf(c: Conn) -> tuple[list[str], npt.NDArray[np.void]]:
+        return fetch_groups(c, pmf_sql, pmf_params, pmf_columns)
+
+    # pmf.minute is the big read: on a second connection it runs while this one fetches the
+    # market data (the server and the client each get a core).
+    pool = ThreadPoolExecutor(max_workers=1) if connect_again is not None else None
+    pending: Future[tuple[list[str], npt.NDArray[np.void]]] | None = None
+    if pool is not None and connect_again is not None:
+        factory = connect_again
+
+        def fetch_pmf_apart() -> tuple[list[str], npt.NDArray[np.void]]:
+            with factory() as other:
+                return fetch_pmf(other)
+
+        pending = pool.submit(fetch_pmf_apart)
+    try:
+        keys, candles = fetch_groups(
+            conn,
+            f"SELECT x.ticker, {agg('x.ts')}, "
+            f"{agg(f'coalesce(x.yes_bid_close::float8, {nan})')}, "
+            f"{agg(f'coalesce(x.yes_ask_close::float8, {nan})')}, "
+            f"{agg(f'coalesce(x.price_low::float8, {nan})')}, "
+            f"{agg(f'coalesce(x.price_high::float8, {nan})')}, "
+            f"{agg(f'coalesce(x.price_close::float8, {nan})')}, {agg('x.volume::float8')}, "
+            f"{agg('x.has_trade')} FROM md.candles_1m x "
+            "WHERE x.ticker = ANY(%s) AND x.ts < %s GROUP BY x.ticker",
+            (tickers, end),
+            [
+                ("ts", ">i8"),
+                ("bid", ">f8"),
+                ("ask", ">f8"),
+                ("low", ">f8"),
+                ("high", ">f8"),
+                ("close", ">f8"),
+                ("volume", ">f8"),
+                ("has_trade", "?"),
+            ],
+        )
+        candles = _retime(_with_tid(keys, candles, tid_of), to_minutes=True)
+        keys, trades = fetch_groups(
+            conn,
+            f"SELECT x.ticker, {agg('x.created_time')}, "
+            f"{agg('(x.yes_price * 1000000)::int8')}, {agg('(x.count_fp * 100)::int8')}, "
+            f"{agg(YES_TAKER)} FROM md.trades x "
+            "WHERE x.ticker = ANY(%s) AND x.created_time < %s AND x.taker_side IS NOT NULL "
+            "GROUP BY x.ticker",
+            (tickers, end),
+            [("ts", ">i8"), ("price", ">i8"), ("count", ">i8"), ("taker_yes", "?")],
+        )
+        trades = _retime(_with_tid(keys, trades, tid_of), to_minutes=False)
+        # A deterministic order whatever order the server aggregated in (ties at one instant
+        # are common: a sweep prints several levels at once).
+        trades = trades[
+            np.lexsort(
+                (
+                    trades["taker_yes"],
+                    trades["count"],
+                    trades["price"],
+                    trades["ts_us"],
+                    trades["tid"],
+                )
+            )
+        ]
+        untyped = conn.execute(
+            "SELECT count(*) FROM md.trades WHERE ticker = ANY(%s) AND taker_side IS NULL",
+            (tickers,),
+        ).fetchone()
+        conn.commit()
+        if untyped and int(str(untyped[0])):
+            notes.append(f"{untyped[0]} trade print(s) without a taker side were left out.")
+        keys, pmf = pending.result() if pending is not None else fetch_pmf(conn)
+        pmf = _retime(_with_tid(keys, pmf, tid_of), to_minutes=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     books = _books(conn, tickers)
     first = min(e.day_start for e in events)
     obs_rows = conn.execute(

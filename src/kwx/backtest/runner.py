@@ -45,6 +45,7 @@ from kwx.engine.sim_venue import SimulatedVenue
 from kwx.engine.tape import ArrayTape, MinuteBars, Prints
 from kwx.pmf.metrics import reliability_curve
 from kwx.registry import default_registry
+from kwx.store.engine import connect
 from kwx.strategy.config import StrategyConfig
 from kwx.strategy.risk import RiskManager
 from kwx.strategy.signals import compute_signals, pooled_probability
@@ -197,7 +198,14 @@ def prepare(
 ) -> Prepared:
     """Load the range and compute every array the feed replays."""
     target = default_registry().resolve(city)
-    raw = load_raw(conn, target, date_from, date_to, mc_version=mc_version)
+    raw = load_raw(
+        conn,
+        target,
+        date_from,
+        date_to,
+        mc_version=mc_version,
+        connect_again=lambda: connect(settings),
+    )
     panel = build_panel(raw)
     cfg = strategy.config
     notes = [*raw.notes, *panel.notes]
