@@ -41,7 +41,7 @@ from typing import Final
 import numpy as np
 
 from kwx.engine.sim_venue import FillModel, SimOrder
-from kwx.engine.tape import MICRO, NS_PER_MIN, MarketTape, Prints, to_micro
+from kwx.engine.tape import HUNDREDTHS, MICRO, NS_PER_MIN, MarketTape, Prints, to_micro
 
 __all__ = [
     "FILL_MODELS",
@@ -115,7 +115,10 @@ class MakerA:
             reached = bars.low[sl] <= order.book_price
         else:
             reached = (MICRO - bars.high[sl]) <= order.book_price
-        qty = np.floor(bars.volume[sl] * self.participation).astype(np.int64)
+        # Whole contracts (hundredths: counts are stored to 0.01 contract).
+        qty = (np.floor(bars.volume[sl] * self.participation / HUNDREDTHS) * HUNDREDTHS).astype(
+            np.int64
+        )
         out: list[tuple[int, int]] = []
         for start, q, ok in zip(bars.start_ns[sl], qty, reached, strict=True):
             if ok and q > 0:
@@ -126,7 +129,8 @@ class MakerA:
         return [
             "Fill model 'maker-a': a resting limit fills in each whole minute after placement "
             "whose trades reached its price (YES bid L: the minute's low ≤ L; NO bid: the high "
-            f"≥ 1 − L), by {self.participation:.0%} of that minute's volume, at the limit; "
+            f"≥ 1 − L), by {self.participation:.0%} of that minute's volume (whole contracts), "
+            "at the limit; "
             f"takers pay the touch plus {self.slippage}."
         ]
 
