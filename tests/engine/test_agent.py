@@ -15,7 +15,7 @@ from kwx.backtest.metrics import compute_metrics
 from kwx.engine.agent import Agent
 from kwx.engine.clock import HistoricalClock
 from kwx.engine.journal import Journal
-from kwx.engine.ports import Cancel, MarketStep, PlaceLimit, PlaceTaker
+from kwx.engine.ports import Cancel, Intent, MarketStep, PlaceLimit, PlaceTaker
 from kwx.engine.sim_venue import SimulatedVenue
 from kwx.engine.tape import ArrayTape
 from kwx.strategy.config import RiskConfig
@@ -67,7 +67,7 @@ def _day() -> tuple[ListFeed, ArrayTape]:
 
 def test_scripted_day_fills_positions_and_pnl_by_hand(conn: Conn) -> None:
     feed, tape = _day()
-    script = {
+    script: dict[dt.datetime, list[Intent]] = {
         minute(0): [PlaceTaker(A, "yes", "buy", D("0.46"), D("10"), "test")],
         minute(1): [PlaceLimit(B, "no", "buy", D("0.30"), D("10"), "test")],
         minute(5): [PlaceTaker(A, "yes", "sell", D("0.49"), D("4"), "test")],
@@ -156,9 +156,10 @@ def test_scripted_day_fills_positions_and_pnl_by_hand(conn: Conn) -> None:
         "(SELECT count(*) FROM exec.decisions WHERE run_id = 77)"
     ).fetchone()
     assert counts == (3, 4, 4)
-    statuses = dict(
-        conn.execute("SELECT order_id, status FROM exec.orders WHERE run_id = 77").fetchall()
-    )
+    statuses = {
+        str(r[0]): str(r[1])
+        for r in conn.execute("SELECT order_id, status FROM exec.orders WHERE run_id = 77")
+    }
     assert statuses == {"t1-1": "filled", "t1-2": "filled", "t1-3": "filled"}
     rejected = conn.execute(
         "SELECT payload->>'outcome' FROM exec.decisions WHERE run_id = 77 "
@@ -169,7 +170,7 @@ def test_scripted_day_fills_positions_and_pnl_by_hand(conn: Conn) -> None:
 
 def test_cancel_before_the_print_means_no_fill(conn: Conn) -> None:
     feed, tape = _day()
-    script = {
+    script: dict[dt.datetime, list[Intent]] = {
         minute(1): [PlaceLimit(B, "no", "buy", D("0.30"), D("10"), "test")],
         minute(3): [Cancel("t2-1", "changed my mind")],
     }

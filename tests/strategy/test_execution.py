@@ -125,12 +125,16 @@ def test_screen_is_a_superset_of_entries() -> None:
         vol = float(rng.choice([0.0, 5.0]))
         b = bracket(A, f"{bid:.2f}", f"{ask:.2f}", p=p, volume_20m=vol)
         opened = [
-            i for i in s.on_event(snapshot(minute(0), [b]), account())
+            i
+            for i in s.on_event(snapshot(minute(0), [b]), account())
             if isinstance(i, PlaceLimit | PlaceTaker)
         ]
         screen = s.screen(
-            p=np.array([[p]]), yes_bid=np.array([[bid]]), yes_ask=np.array([[ask]]),
-            volume_20m=np.array([[vol]]), signal=np.array([[0.0]]),
+            p=np.array([[p]]),
+            yes_bid=np.array([[bid]]),
+            yes_ask=np.array([[ask]]),
+            volume_20m=np.array([[vol]]),
+            signal=np.array([[0.0]]),
         )
         if opened:
             assert screen[0, 0], (bid, ask, p, vol)

@@ -7,8 +7,8 @@ import datetime as dt
 from decimal import Decimal
 
 from kwx.engine.ports import (
-    Action,
     AccountView,
+    Action,
     Amend,
     Cancel,
     EventSnapshot,

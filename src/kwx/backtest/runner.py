@@ -464,13 +464,15 @@ def run_backtest(
     report_path: Path | None = None,
     write_report_file: bool = True,
     journal: bool = True,
+    dense: bool = False,
     on_stage: Callable[[str], None] | None = None,
 ) -> BacktestOutcome:
     """Backtest the value strategy on one city's climate days [date_from, date_to].
 
     ``report_path`` defaults to ``reports/backtest_<city>_<from>_<to>_<model>_<run>.html``
-    under the current directory. Raises ValueError (with a clear message) when the store has
-    no markets for the range.
+    under the current directory. ``dense`` replays every minute instead of skipping idle
+    ones (same decisions, slower: a check). Raises ValueError (with a clear message) when the
+    store has no markets for the range.
     """
     if date_to < date_from:
         raise ValueError(f"--to {date_to} is before --from {date_from}")
@@ -519,7 +521,7 @@ def run_backtest(
         fee_types={ev.event_ticker: ev.fee_type for ev in prep.panel.events},
         id_prefix=f"bt{run_id}",
     )
-    feed = HistoricalFeed(prep.arrays)
+    feed = HistoricalFeed(prep.arrays, dense=dense)
     context = _fill_context(prep)
     agent = Agent(
         strategy=strategy,
