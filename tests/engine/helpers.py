@@ -42,7 +42,7 @@ def bracket(
     p: float | None = 0.5,
     index: int = 0,
     volume_20m: float = 100.0,
-    signal: float | None = 0.0,
+    signal: float | None = 0.5,
     hazard: float | None = 0.1,
 ) -> BracketView:
     return BracketView(

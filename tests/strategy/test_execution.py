@@ -134,7 +134,7 @@ def test_screen_is_a_superset_of_entries() -> None:
             yes_bid=np.array([[bid]]),
             yes_ask=np.array([[ask]]),
             volume_20m=np.array([[vol]]),
-            signal=np.array([[0.0]]),
+            signal=np.array([[0.5]]),
         )
         if opened:
             assert screen[0, 0], (bid, ask, p, vol)

@@ -53,7 +53,9 @@ class ExecutionConfig(BaseModel):
     taker_edge: Decimal = Decimal("0.08")
     exit_edge: Decimal = Decimal("0.04")
     taker_slippage: Decimal = Decimal("0.01")
-    signal_threshold: float = Field(default=0.0, ge=0.0, description="|S| must exceed this")
+    # 0.25 ≈ the median |S| where every other entry gate passes, chicago Jan–Aug 2024 (fixed
+    # before looking at the Sep–Dec results reported).
+    signal_threshold: float = Field(default=0.25, ge=0.0, description="|S| must reach this")
     require_signal_agreement: bool = Field(
         default=False, description="also require sign(S) to agree with the trade's direction"
     )
