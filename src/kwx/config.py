@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     kalshi_rest_base_url: str | None = None
     kalshi_ws_url_override: str | None = Field(default=None, alias="KALSHI_WS_URL")
     iem_base_url: str = "https://mesonet.agron.iastate.edu"
+    # IEM asks scripts for at most one request per second per address; raise it only for a
+    # mirror or a local replay server.
+    iem_requests_per_s: float = Field(default=1.0, gt=0)
     nws_base_url: str = "https://api.weather.gov"
     vc_base_url: str = "https://weather.visualcrossing.com/VisualCrossingWebServices/rest/services"
     http_timeout_s: float = Field(default=20.0, gt=0)

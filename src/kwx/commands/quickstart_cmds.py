@@ -44,7 +44,8 @@ def quickstart(
         str | None, typer.Option("--to", help="Last climate date (default: all data).")
     ] = None,
     days: Annotated[
-        int, typer.Option(min=10, help="Days to fetch when not importing (ending yesterday).")
+        int,
+        typer.Option(min=10, help="Days to fetch when not importing (ending --to or yesterday)."),
     ] = 60,
     fill_model: Annotated[str, typer.Option(help="taker | maker-a | maker-b | queue")] = "queue",
     out: Annotated[Path, typer.Option(help="Where to write the report.")] = Path(
@@ -74,7 +75,7 @@ def quickstart(
         import_files(from_files, force=False)
     else:
         step(f"1/6 fetch {target.key}: Kalshi market data, IEM observations, CLI reports")
-        _fetch(target.key, days)
+        _fetch(target.key, days, last)
     try:
         migrate.upgrade()
         with connect() as conn:
@@ -132,12 +133,11 @@ def quickstart(
         )
 
 
-def _fetch(city: str, days: int) -> None:
+def _fetch(city: str, days: int, last: dt.date | None) -> None:
     from kwx.cli import ingest_backfill
 
-    today = dt.datetime.now(dt.UTC).date()
-    first = today - dt.timedelta(days=days)
-    last = today - dt.timedelta(days=1)
+    last = last or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days - 1)
     ingest_backfill(city, first.isoformat(), last.isoformat(), source=list(PUBLIC_SOURCES))
 
 

@@ -279,7 +279,11 @@ class IemClient:
             settings.iem_base_url,
             client=client,
             retry=retry,
-            bucket=bucket,
+            bucket=bucket
+            if bucket is not None
+            else TokenBucket(
+                rate=settings.iem_requests_per_s, capacity=max(1.0, settings.iem_requests_per_s)
+            ),
             timeout_s=settings.http_timeout_s,
             user_agent=settings.nws_user_agent,
         )

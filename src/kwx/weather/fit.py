@@ -191,13 +191,15 @@ def fit_anchor_ar1(
             a = float(np.clip(np.dot(x, y) / np.dot(x, x), 1e-6, 1.0))
             v = float(np.var(y - a * x, ddof=1))
             n = horizon - h_prev
-            ratio = a / a_prev
+            # A coefficient that does not fall with the lead (a residual that keeps growing,
+            # as against a forecast blind to the day's anomaly) is the random-walk limit.
+            ratio = min(a / a_prev, 1.0)
             rho = float(np.clip(ratio ** (1.0 / n), 1e-6, _RHO_MAX))
             rho_n2 = rho ** (2 * n)
             sigma2 = (v - rho_n2 * v_prev) * (1 - rho**2) / (1 - rho_n2)
-            # Correlation growing back with the lead (the day's cycle) or variance shrinking:
-            # no AR(1) bucket reproduces that, so the process keeps decaying as before.
-            if ratio < 1.0 and sigma2 > 0.0:
+            # Variance shrinking with the lead (the day's cycle): no AR(1) bucket reproduces
+            # that, so the process goes on as in the bucket before.
+            if sigma2 > 0.0:
                 sigma = math.sqrt(max(sigma2, _SIGMA_MIN**2))
                 fit = LeadFit(bucket_label(lo, hi), lo, hi, rho, sigma, len(pairs), a, horizon)
         if fit is None:
