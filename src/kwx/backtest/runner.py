@@ -44,6 +44,7 @@ from kwx.engine.ports import Fill
 from kwx.engine.sim_venue import SimulatedVenue
 from kwx.engine.tape import ArrayTape, MinuteBars, Prints
 from kwx.pmf.metrics import reliability_curve
+from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import default_registry
 from kwx.store.engine import connect
 from kwx.strategy.config import StrategyConfig
@@ -151,30 +152,10 @@ def _classifier_probabilities(
             "cap_strike": cap_grid[e_idx, k_idx],
         }
     )
-    for name in (
-        "yes_bid",
-        "yes_ask",
-        "mid",
-        "spread",
-        "clv",
-        "velocity",
-        "acceleration",
-        "volume_1m",
-        "volume_delta",
-        "volume_5m",
-        "volume_20m",
-        "left_mid",
-        "right_mid",
-        "left_velocity",
-        "right_velocity",
-        "ras",
-        "temp_1m",
-        "temp_5m",
-        "running_max_f",
-        "p_wx",
-        "hazard_next_5m",
-        "hazard_next_60m",
-    ):
+    # The classifier reads exactly the panel columns it was trained on; the strikes are above.
+    for name in NUMERIC_COLUMNS:
+        if name in ("floor_strike", "cap_strike"):
+            continue
         frame[name] = c[name][sel]
     out[sel] = predictor.predict_up(frame)
     notes.append(
