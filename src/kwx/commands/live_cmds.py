@@ -1,14 +1,17 @@
-"""`kwx sim serve` (issue 7; `kwx run` and `kwx bench live` join it later)."""
+"""`kwx sim serve`, `kwx run` (paper and live trading) and `kwx bench live` (issue 7)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import signal
 import tempfile
+import threading
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -175,7 +178,189 @@ def sim_serve(
     console.print("stopped")
 
 
+def _parse_until(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--until: expected an ISO time, got {text!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def run_cmd(
+    mode: Annotated[str, typer.Option(help="paper (simulated fills on live data) or live.")] = (
+        "paper"
+    ),
+    city: Annotated[
+        list[str] | None, typer.Option(help="City key (repeat for several; default chicago).")
+    ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Confirm live trading (also needs TRADE_MODE=live).")
+    ] = False,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many wall seconds (default: Ctrl-C).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Stop at this time (ISO; UTC if naive), on the clock used.")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many minutes.")] = None,
+    fill_model: Annotated[
+        str, typer.Option(help="Paper fills: taker | maker-a | maker-b | queue.")
+    ] = "queue",
+    clock: Annotated[
+        str,
+        typer.Option(
+            help="wall (Kalshi), or exchange: follow the time the exchange reports "
+            "(a `kwx sim serve` replay at any speed; needs keys)."
+        ),
+    ] = "wall",
+    confirm_rest: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-rest/--rest-fallback-only",
+            help="Read trades and books over REST every minute too, or only when the "
+            "WebSocket is down.",
+        ),
+    ] = True,
+    history: Annotated[
+        bool, typer.Option(help="Seed the cross-day signal terms from the store's past days.")
+    ] = True,
+    classifier: Annotated[
+        str, typer.Option(help="Move-classifier horizon for S's ε term ('' for none).")
+    ] = "5m",
+    keep_orders: Annotated[
+        bool, typer.Option("--keep-orders", help="Leave resting orders on exit.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = (
+        False
+    ),
+) -> None:
+    """The backtest's agent and strategy on live data: paper fills or Kalshi orders."""
+    from kwx.config import get_settings
+    from kwx.live.clocks import ExchangeClock, StoppableWallClock
+    from kwx.live.runner import LiveError, LiveOptions, LiveRun, refuse_live, settings_signer
+    from kwx.registry import RegistryError, default_registry
+    from kwx.sources.http import SourceError
+    from kwx.sources.kalshi_rest import KalshiRest
+    from kwx.store.engine import StoreError, connect
+
+    if mode not in ("paper", "live"):
+        raise _fail(f"--mode: expected paper or live, got {mode!r}")
+    if clock not in ("wall", "exchange"):
+        raise _fail(f"--clock: expected wall or exchange, got {clock!r}")
+    if mode == "paper" and live:
+        raise _fail("--live is for --mode live only")
+    settings = get_settings()
+    if mode == "live":
+        why = refuse_live(settings, live)
+        if why is not None:
+            raise _fail(f"refusing to trade live: {why}")
+    try:
+        cities = [default_registry().by_key(c).key for c in (city or ["chicago"])]
+    except (KeyError, RegistryError) as exc:
+        raise _fail(f"--city: {exc}") from None
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, markup=False)],
+    )
+    logging.getLogger("kwx.live").setLevel(logging.INFO)
+    signer = settings_signer(settings)
+    if mode == "live" and signer is None:
+        raise _fail("live trading needs KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH")
+    rest = KalshiRest.from_settings(settings)
+    stop = threading.Event()
+    if clock == "exchange":
+        if signer is None:
+            raise _fail(
+                "--clock exchange reads the exchange's time from /portfolio/balance: "
+                "set KALSHI_API_KEY_ID and KALSHI_PRIVATE_KEY_PATH"
+            )
+
+        def probe() -> dt.datetime | None:
+            stamp = rest.balance().updated_ts
+            return None if stamp is None else dt.datetime.fromtimestamp(stamp, tz=dt.UTC)
+
+        run_clock: Any = ExchangeClock(probe, stop=stop)
+    else:
+        run_clock = StoppableWallClock(stop)
+    options = LiveOptions(
+        mode="live" if mode == "live" else "paper",
+        cities=cities,
+        fill_model=fill_model,
+        until=_parse_until(until),
+        max_steps=max_steps,
+        confirm_rest=confirm_rest,
+        history=history,
+        classifier_horizon=classifier or None,
+        cancel_on_exit=not keep_orders,
+        allow_live=live,
+    )
+
+    def on_signal(signum: int, frame: object) -> None:
+        del frame
+        err.print(f"[yellow]signal {signum}: stopping at the next minute[/]")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if duration is not None:
+        timer = threading.Timer(duration, stop.set)
+        timer.daemon = True
+        timer.start()
+
+    def on_step(t: dt.datetime) -> None:
+        console.print(f"[dim]{t.isoformat()}[/] step done", highlight=False)
+
+    try:
+        with connect(settings) as conn:
+            run = LiveRun(
+                conn,
+                settings,
+                options,
+                rest=rest,
+                clock=run_clock,
+                ws_url=settings.kalshi_ws_url,
+                signer=signer,
+                stop=stop,
+                on_step=None if as_json else on_step,
+            )
+            outcome = run.run()
+    except (LiveError, StoreError, SourceError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        rest.close()
+    if as_json:
+        print(json.dumps(outcome.stats, default=str))
+    else:
+        console.print(
+            f"run {outcome.run_id} ({outcome.mode}): {json.dumps(outcome.agent.as_dict())}"
+        )
+
+
+def bench_live(
+    city: Annotated[str, typer.Option(help="City key.")] = "chicago",
+    date: Annotated[str, typer.Option(help="Climate date to replay.")] = "2024-12-05",
+    runs: Annotated[int, typer.Option(min=1, help="Replays of the day (median taken).")] = 3,
+    max_ticks: Annotated[
+        int | None, typer.Option(help="Sample this many ticks evenly (default: all).")
+    ] = None,
+) -> None:
+    """Benchmark: tick-to-decision latency of the live loop for a city's brackets (p50/p99)."""
+    from kwx.bench.live_bench import run_live_benchmark
+    from kwx.store.engine import StoreError
+
+    try:
+        day = dt.date.fromisoformat(date)
+        figures = run_live_benchmark(city, day, runs=runs, max_ticks=max_ticks, console=err)
+    except (StoreError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from None
+    print(json.dumps(figures))
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the top-level app and the bench app."""
-    del bench_app
     app.add_typer(sim_app, name="sim")
+    app.command("run")(run_cmd)
+    bench_app.command("live")(bench_live)

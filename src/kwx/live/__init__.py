@@ -1,0 +1,1 @@
+"""Paper and live trading: the backtest's agent on live feeds, a Kalshi venue, reconciliation."""

@@ -1,0 +1,155 @@
+"""Every strategy evaluation in exec.decisions, not only the ones that produced an order.
+
+The agent (:mod:`kwx.engine.agent`) logs one row per *intent* with its risk verdict and
+outcome. A live run must also show the minutes at which the strategy looked and decided to do
+nothing, with what it saw, so :class:`LoggedStrategy` wraps the strategy and writes one
+``kind: evaluation`` row per call (ticker = the event): every bracket's quotes, p_mkt, p_wx,
+p_fused_norm, the probability traded on, hazards, S_j(t) and its terms, the panel features,
+our positions, resting orders and the risk state, and the intents returned. Together with the
+agent's rows, the log replays every decision.
+
+:class:`LiveJournal` is the agent's journal flushed every minute (a live run's ledger must
+be current, not written at the end), leaving out orders whose outcome is still unknown: their
+``pending`` row belongs to :mod:`kwx.live.order_ledger` until they are resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kwx.engine.journal import Conn, Journal
+from kwx.engine.ports import (
+    AccountView,
+    Amend,
+    BracketView,
+    Cancel,
+    EventSnapshot,
+    Intent,
+    Order,
+    PlaceLimit,
+    PlaceTaker,
+    Strategy,
+)
+
+__all__ = ["LiveJournal", "LoggedStrategy", "bracket_record", "intent_record"]
+
+
+def bracket_record(b: BracketView) -> dict[str, Any]:
+    return {
+        "yes_bid": b.yes_bid,
+        "yes_ask": b.yes_ask,
+        "quote_source": b.quote_source,
+        "p": b.p,
+        "p_mkt": b.p_mkt,
+        "p_wx": b.p_wx,
+        "p_fused_norm": b.p_fused_norm,
+        "hazard_next_5m": b.hazard_next_5m,
+        "hazard_next_60m": b.hazard_next_60m,
+        "signal": b.signal,
+        "volume_20m": b.volume_20m,
+        "minutes_to_close": b.minutes_to_close,
+        "features": dict(b.features),
+    }
+
+
+def intent_record(intent: Intent) -> dict[str, Any]:
+    if isinstance(intent, PlaceLimit | PlaceTaker):
+        return {
+            "intent": "limit" if isinstance(intent, PlaceLimit) else "taker",
+            "ticker": intent.ticker,
+            "side": intent.side,
+            "action": intent.action,
+            "price": intent.price if isinstance(intent, PlaceLimit) else intent.limit,
+            "count": intent.count,
+            "reason": intent.reason,
+        }
+    if isinstance(intent, Amend):
+        return {
+            "intent": "amend",
+            "order_id": intent.order_id,
+            "price": intent.price,
+            "count": intent.count,
+            "reason": intent.reason,
+        }
+    assert isinstance(intent, Cancel)
+    return {"intent": "cancel", "order_id": intent.order_id, "reason": intent.reason}
+
+
+class LoggedStrategy:
+    """A strategy whose every evaluation is written to the journal (see the module notes)."""
+
+    def __init__(self, inner: Strategy, journal: Journal) -> None:
+        self.inner = inner
+        self.journal = journal
+        self.name = inner.name
+        self.evaluations = 0
+
+    def params(self) -> dict[str, object]:
+        return self.inner.params()
+
+    def on_event(self, snapshot: EventSnapshot, account: AccountView) -> list[Intent]:
+        intents = self.inner.on_event(snapshot, account)
+        self.evaluations += 1
+        risk = account.risk
+        self.journal.decision(
+            snapshot.ts,
+            snapshot.event_ticker,
+            {
+                "kind": "evaluation",
+                "event_ticker": snapshot.event_ticker,
+                "city": snapshot.city,
+                "screened": snapshot.screened,
+                "minutes_to_close": snapshot.minutes_to_close,
+                "risk": {
+                    "killed": risk.killed,
+                    "kill_reason": risk.kill_reason,
+                    "no_new_orders": risk.no_new_orders,
+                    "time_stop": risk.time_stop,
+                    "exposure": risk.exposure,
+                    "day_pnl_city": risk.day_pnl_city,
+                    "day_pnl_global": risk.day_pnl_global,
+                },
+                "positions": {
+                    t: p.yes_count
+                    for t, p in account.positions.items()
+                    if t in snapshot.tickers and p.yes_count != 0
+                },
+                "resting": [_resting(o) for o in account.resting],
+                "brackets": {b.ticker: bracket_record(b) for b in snapshot.brackets},
+                "intents": [intent_record(i) for i in intents],
+            },
+        )
+        return intents
+
+
+def _resting(o: Order) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "ticker": o.ticker,
+        "side": o.side,
+        "action": o.action,
+        "price": o.price,
+        "remaining": o.remaining,
+        "created_at": o.created_at,
+    }
+
+
+class LiveJournal(Journal):
+    """The agent's journal, minus orders a venue still holds as pending."""
+
+    def __init__(
+        self,
+        conn: Conn | None,
+        *,
+        mode: str,
+        run_id: int | None,
+        pending: Callable[[str], bool] | None = None,
+    ) -> None:
+        super().__init__(conn, mode=mode, run_id=run_id)
+        self.pending = pending
+
+    def order(self, order: Order) -> None:
+        if self.pending is not None and self.pending(order.client_order_id):
+            return
+        super().order(order)
