@@ -229,6 +229,12 @@ def run_cmd(
     classifier: Annotated[
         str, typer.Option(help="Move-classifier horizon for S's ε term ('' for none).")
     ] = "5m",
+    weather: Annotated[
+        str,
+        typer.Option(
+            help="live: run the weather model for minutes pmf.minute lacks; store: read only."
+        ),
+    ] = "live",
     keep_orders: Annotated[
         bool, typer.Option("--keep-orders", help="Leave resting orders on exit.")
     ] = False,
@@ -247,6 +253,8 @@ def run_cmd(
 
     if mode not in ("paper", "live"):
         raise _fail(f"--mode: expected paper or live, got {mode!r}")
+    if weather not in ("live", "store"):
+        raise _fail(f"--weather: expected live or store, got {weather!r}")
     if clock not in ("wall", "exchange"):
         raise _fail(f"--clock: expected wall or exchange, got {clock!r}")
     if mode == "paper" and live:
@@ -296,6 +304,7 @@ def run_cmd(
         classifier_horizon=classifier or None,
         cancel_on_exit=not keep_orders,
         allow_live=live,
+        weather="live" if weather == "live" else "store",
     )
 
     def on_signal(signum: int, frame: object) -> None:

@@ -34,6 +34,7 @@ from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.loader import MINUTES_PER_DAY, RawData, load_raw
 from kwx.backtest.panel import Panel, build_panel, executable_quotes
 from kwx.engine.ports import EventSnapshot
+from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import City
 from kwx.strategy.config import SignalConfig
 from kwx.strategy.signals import (
@@ -50,31 +51,6 @@ Conn = psycopg.Connection[tuple[object, ...]]
 FloatArray = npt.NDArray[np.float64]
 T: Final = MINUTES_PER_DAY
 FLOW_SAMPLE_EVERY: Final = 5  # kwx.strategy.signals.flow_percentile's reference thinning
-
-CLASSIFIER_COLUMNS: Final = (
-    "yes_bid",
-    "yes_ask",
-    "mid",
-    "spread",
-    "clv",
-    "velocity",
-    "acceleration",
-    "volume_1m",
-    "volume_delta",
-    "volume_5m",
-    "volume_20m",
-    "left_mid",
-    "right_mid",
-    "left_velocity",
-    "right_velocity",
-    "ras",
-    "temp_1m",
-    "temp_5m",
-    "running_max_f",
-    "p_wx",
-    "hazard_next_5m",
-    "hazard_next_60m",
-)
 
 
 @dataclass(frozen=True)
@@ -162,8 +138,10 @@ class ClassifierTerm:
                 ],
             }
         )
-        for name in CLASSIFIER_COLUMNS:
-            frame[name] = c[name][sel]
+        # Exactly the panel columns the classifier was trained on (the strikes are above).
+        for name in NUMERIC_COLUMNS:
+            if name not in ("floor_strike", "cap_strike"):
+                frame[name] = c[name][sel]
         out[sel] = self.predictor.predict_up(frame)
         return out
 

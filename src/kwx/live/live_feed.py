@@ -6,7 +6,8 @@ For minute t (a boundary of the wall clock, the exchange's clock, or a lock-step
 2. bring the market data up to t (:meth:`kwx.live.source.MarketSource.sync`: the stream's
    prints, books, fills and order updates, completed over REST; the minute's candle closed
    with the touch read at t, our own orders taken out);
-3. read the store's pmf.minute / wx.obs rows stamped at or before t;
+3. read the store's pmf.minute / wx.obs rows stamped at or before t (where pmf.minute lacks
+   minute t, :class:`~kwx.live.weather.LiveWeather` runs the weather model for it);
 4. compute each city's feed arrays with the backtest's functions
    (:class:`kwx.live.features.LiveFeatures`) and yield the snapshots of the events whose
    climate day contains t — the same :class:`~kwx.engine.ports.EventSnapshot` a backtest
@@ -33,6 +34,7 @@ from kwx.live.features import LiveFeatures
 from kwx.live.market_data import LiveMarketData
 from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
+from kwx.live.weather import LiveWeather
 
 __all__ = ["CityFeed", "FeedStats", "LiveFeed"]
 
@@ -48,6 +50,7 @@ class CityFeed:
     market: LiveMarketData
     reader: StoreReader | None
     features: LiveFeatures
+    weather: LiveWeather | None = None
 
 
 @dataclass
@@ -112,11 +115,30 @@ class LiveFeed:
         for city in self.cities:
             if city.reader is not None:
                 city.reader.refresh(t)
+                if (
+                    city.weather is not None
+                    and self._weather(city, t)
+                    and not (city.weather.background)
+                ):
+                    city.reader.refresh(t)  # computed in line: read it now
             snaps.extend(self.snapshots(city, t))
         self.stats.steps += 1
         self.stats.snapshots += len(snaps)
         self.stats.step_ms.append((time.perf_counter() - began) * 1000.0)
         return MarketStep(t, tuple(snaps))
+
+    @staticmethod
+    def _weather(city: CityFeed, t: dt.datetime) -> bool:
+        """Ask the live weather model for minute t where pmf.minute lacks it."""
+        assert city.weather is not None
+        market = city.market
+        asked = False
+        for e, event in enumerate(market.events):
+            row = market.minute_index(e, t)
+            if 0 <= row < T and not market.has_pmf(event.tickers[0], t):
+                city.weather.ensure(event, row)
+                asked = True
+        return asked
 
     @staticmethod
     def snapshots(city: CityFeed, t: dt.datetime) -> list[EventSnapshot]:

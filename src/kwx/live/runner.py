@@ -54,6 +54,7 @@ from kwx.live.schema import ensure_live_schema
 from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
 from kwx.live.stream import MarketStream
+from kwx.live.weather import LiveWeather
 from kwx.registry import City, default_registry
 from kwx.sources.http import RetryPolicy, SourceError
 from kwx.sources.kalshi_auth import KalshiSigner
@@ -90,6 +91,7 @@ class LiveOptions:
     cancel_on_exit: bool = True
     resend_within: dt.timedelta = dt.timedelta(minutes=2)
     allow_live: bool = False
+    weather: Literal["store", "live"] = "live"
 
     def params(self) -> dict[str, Any]:
         return {
@@ -101,6 +103,7 @@ class LiveOptions:
             "history": self.history,
             "classifier_horizon": self.classifier_horizon,
             "cancel_on_exit": self.cancel_on_exit,
+            "weather": self.weather,
             **ValueStrategy(self.config).params(),
         }
 
@@ -282,12 +285,18 @@ class LiveRun:
                 else SignalHistory.empty(1)
             )
             classifier = self._classifier(city)
+            weather = (
+                LiveWeather(self.settings, city, mc_version, paths=self.settings.mc_paths)
+                if opts.weather == "live"
+                else None
+            )
             self.markets.append(market)
             self.cities.append(
                 CityFeed(
                     market,
                     StoreReader(self.conn, market),
                     LiveFeatures(self.strategy, history=history, classifier=classifier),
+                    weather,
                 )
             )
         tickers = [t for m in self.markets for t in m.tickers]
@@ -457,6 +466,9 @@ class LiveRun:
         finally:
             if self.stream is not None:
                 self.stream.stop()
+            for city in self.cities:
+                if city.weather is not None:
+                    city.weather.stop()
             if self.journal is not None:
                 self.journal.flush()
             self._write_positions(self.clock.now())
@@ -499,6 +511,9 @@ class LiveRun:
             out["venue"] = {"fills": len(self.venue.fills), "orders": len(self.venue.all_orders())}
         if self.reconciled is not None:
             out["reconcile"] = self.reconciled.as_dict()
+        out["weather"] = {
+            c.market.city: vars(c.weather.stats) for c in self.cities if c.weather is not None
+        }
         return out
 
 
