@@ -118,6 +118,7 @@ class LiveMarketData:
         self.trades: list[LiveTrade] = []
         self._seen: set[str] = set()
         self._rows: list[tuple[int, int, int, int, bool, bool]] = []  # + sided flag
+        self._ids: list[str] = []
         self._quotes: dict[tuple[int, int], tuple[float, float]] = {}
         self._pmf: dict[tuple[int, int], tuple[float, ...]] = {}
         self._obs: list[tuple[int, int, float]] = []
@@ -150,6 +151,7 @@ class LiveMarketData:
         ts = floor_ms(ts)
         self._seen.add(trade_id)
         self.trades.append(LiveTrade(trade_id, ticker, ts, yes_price, count, taker_side))
+        self._ids.append(trade_id)
         self._rows.append(
             (
                 tid,
@@ -180,29 +182,18 @@ class LiveMarketData:
             self._quotes[(tid, minute)] = value
             self._cache = None
 
-    def add_pmf(
-        self,
-        rows: Iterable[
-            tuple[
-                str,
-                dt.datetime,
-                float | None,
-                float | None,
-                float | None,
-                float | None,
-                float | None,
-                float | None,
-            ]
-        ],
-    ) -> int:
+    def add_pmf(self, rows: Iterable[Sequence[object]]) -> int:
         """pmf.minute rows (ticker, ts, p_mkt, p_wx, p_fused_norm, h5, h60, tmax_q50)."""
         added = 0
-        for ticker, ts, *values in rows:
-            tid = self.tid_of.get(ticker)
+        for row in rows:
+            ticker, ts, *values = row
+            tid = self.tid_of.get(str(ticker))
             if tid is None:
                 continue
+            if not isinstance(ts, dt.datetime) or len(values) != 6:
+                raise ValueError(f"pmf.minute row for {ticker}: bad shape {row!r}")
             key = (tid, us_of(ts) // US_PER_MIN)
-            vals = tuple(NAN if v is None else float(v) for v in values)
+            vals = tuple(NAN if v is None else float(str(v)) for v in values)
             if self._pmf.get(key) != vals:
                 self._pmf[key] = vals
                 added += 1
@@ -270,11 +261,13 @@ class LiveMarketData:
         return self._cache
 
     def _candles(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.void]:
-        """Bars of the prints (time order; ties in the loader's order) joined with the
-        sampled quotes, one row per (market, minute) that has either."""
+        """Bars of the prints joined with the sampled quotes, one row per (market, minute)
+        that has either. Prints are taken in time order, ties by trade id, as the store's
+        candle builder takes them (`kwx.ingest.candles`): the close is the last of them."""
         shift = np.int64(1 << 32)
         if len(rows):
-            r = rows[np.lexsort((rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0]))]
+            rank = np.unique(np.array(self._ids, dtype=object), return_inverse=True)[1]
+            r = rows[np.lexsort((rank, rows[:, 1], rows[:, 0]))]
             key = r[:, 0] * shift + r[:, 1] // US_PER_MIN
             bar_keys, first = np.unique(key, return_index=True)
             last = np.r_[first[1:], len(key)] - 1

@@ -43,7 +43,7 @@ class StoreReader:
                 "AND ts > %s AND ts <= %s ORDER BY ts, ticker",
                 (self.market.tickers, self.market.mc_version, self._pmf_after, now),
             ).fetchall()
-            self.pmf_rows += self.market.add_pmf(rows)  # type: ignore[arg-type]
+            self.pmf_rows += self.market.add_pmf(rows)
             # A row for a minute may land later (the model runs behind): re-read the last few.
             self._pmf_after = max(self._pmf_after, now - dt.timedelta(minutes=5))
         if now > self._obs_after:
