@@ -84,11 +84,33 @@ def _kwx_run(
     if crash is not None:
         env[CRASH_ENV] = crash
     return subprocess.run(
-        [sys.executable, "-m", "kwx.cli", "run", "--mode", "live", "--live", "--city", "chicago",
-         "--clock", "exchange", "--max-steps", "1", "--no-history", "--weather", "store",
-         "--keep-orders", "--json"],
-        env=env, capture_output=True, text=True, timeout=120, cwd=tmp, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "kwx.cli",
+            "run",
+            "--mode",
+            "live",
+            "--live",
+            "--city",
+            "chicago",
+            "--clock",
+            "exchange",
+            "--max-steps",
+            "1",
+            "--no-history",
+            "--weather",
+            "store",
+            "--keep-orders",
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("crash", ["after_pending:1", "after_send:2"])
@@ -150,3 +172,46 @@ def test_kill_9_mid_order_then_restart_never_duplicates(
     assert {o.client_order_id: o.order_id for o in after} == {
         k: v for k, v in rows.items() if v is not None
     }
+
+
+def test_a_pending_order_too_old_to_send_is_expired_not_sent(
+    day_settings: Settings, make_sim: Callable[..., Simulator], private_key: rsa.RSAPrivateKey
+) -> None:
+    """A decision left pending by a crash long ago is stale: a restart never sends it."""
+    import datetime as dt
+
+    from kwx.live.order_ledger import OrderLedger, client_order_id
+    from kwx.sources.kalshi_models import OrderRequest
+
+    sim = make_sim(T0)
+    decided = T0 - dt.timedelta(minutes=10)
+    ticker = "KXHIGHCHI-24DEC05-B26.5"
+    with connect(day_settings) as conn:
+        run = live_run(conn, day_settings, sim, private_key, "live", T0, history=False)
+        coid = client_order_id(
+            run.rest.base_url, ticker, "yes", "buy", "limit", D("0.20"), D(5), decided, 0
+        )
+        request = OrderRequest(
+            ticker, "bid", D(5), D("0.20"), "good_till_canceled", client_order_id=coid
+        )
+        with connect(day_settings, autocommit=True) as ledger_conn:
+            OrderLedger(ledger_conn, mode="live", exchange=run.rest.base_url).pending(
+                client_order_id=coid,
+                run_id=None,
+                ticker=ticker,
+                event_ticker="KXHIGHCHI-24DEC05",
+                side="yes",
+                action="buy",
+                kind="limit",
+                price=D("0.20"),
+                count=D(5),
+                decided_at=decided,
+                request=request.to_json(),
+            )
+        outcome = run.run()
+        status = conn.execute(
+            "SELECT status FROM exec.orders WHERE client_order_id = %s", (coid,)
+        ).fetchone()
+    assert outcome.reconcile is not None and outcome.reconcile.expired == [coid]
+    assert status is not None and status[0] == "expired"
+    assert coid not in {o.client_order_id for o in rest_client(sim, private_key).iter_orders()}

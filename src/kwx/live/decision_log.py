@@ -5,8 +5,9 @@ outcome. A live run must also show the minutes at which the strategy looked and 
 nothing, with what it saw, so :class:`LoggedStrategy` wraps the strategy and writes one
 ``kind: evaluation`` row per call (ticker = the event): every bracket's quotes, p_mkt, p_wx,
 p_fused_norm, the probability traded on, hazards, S_j(t) and its terms, the panel features,
-our positions, resting orders and the risk state, and the intents returned. Together with the
-agent's rows, the log replays every decision.
+our positions, resting orders and the risk state, the move classifier's calibrated P(up)
+where it was asked (``model_p_up``), and the intents returned. Together with the agent's
+rows, the log replays every decision.
 
 :class:`LiveJournal` is the agent's journal flushed every minute (a live run's ledger must
 be current, not written at the end), leaving out orders whose outcome is still unknown: their
@@ -79,9 +80,16 @@ def intent_record(intent: Intent) -> dict[str, Any]:
 class LoggedStrategy:
     """A strategy whose every evaluation is written to the journal (see the module notes)."""
 
-    def __init__(self, inner: Strategy, journal: Journal) -> None:
+    def __init__(
+        self,
+        inner: Strategy,
+        journal: Journal,
+        *,
+        extra: Callable[[EventSnapshot], dict[str, Any]] | None = None,
+    ) -> None:
         self.inner = inner
         self.journal = journal
+        self.extra = extra  # more of what the strategy saw (the classifier's P(up))
         self.name = inner.name
         self.evaluations = 0
 
@@ -118,6 +126,7 @@ class LoggedStrategy:
                 "resting": [_resting(o) for o in account.resting],
                 "brackets": {b.ticker: bracket_record(b) for b in snapshot.brackets},
                 "intents": [intent_record(i) for i in intents],
+                **(self.extra(snapshot) if self.extra is not None else {}),
             },
         )
         return intents

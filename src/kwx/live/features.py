@@ -165,6 +165,7 @@ class LiveFeatures:
         self.classifier = classifier
         self.arrays: FeedArrays | None = None
         self.panel: Panel | None = None
+        self.p_cal: FloatArray | None = None  # the classifier's P(up) where it was asked
         self._feed: HistoricalFeed | None = None
 
     def compute(self, raw: RawData, rows: dict[int, int]) -> FeedArrays:
@@ -198,6 +199,7 @@ class LiveFeatures:
                 if 0 <= t < T:
                     at[e, t] = True
             p_cal = self.classifier(panel, gates & exists & at)
+        self.p_cal = p_cal
         terms = self._signals(panel, exists, p_cal)
         signal = grid(terms["signal"])
         screen = self.strategy.screen(
@@ -260,6 +262,16 @@ class LiveFeatures:
         self.arrays, self.panel = arrays, panel
         self._feed = HistoricalFeed(arrays, dense=True)
         return arrays
+
+    def model_probabilities(self, event_ticker: str, t: int) -> dict[str, float]:
+        """The move classifier's calibrated P(up) per bracket at row t (where it was asked)."""
+        if self.p_cal is None or self.arrays is None:
+            return {}
+        for e, ev in enumerate(self.arrays.events):
+            if ev.event_ticker == event_ticker and 0 <= t < T:
+                row = self.p_cal[e, t]
+                return {tk: float(row[k]) for k, tk in enumerate(ev.tickers) if row[k] == row[k]}
+        return {}
 
     def snapshot(self, e: int, t: int) -> EventSnapshot:
         """Event ``e`` at minute ``t`` of its climate day, from the last :meth:`compute`."""

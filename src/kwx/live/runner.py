@@ -40,7 +40,7 @@ from kwx.domain.brackets import Bracket
 from kwx.domain.climate_day import climate_day_window
 from kwx.domain.tickers import parse_event_ticker
 from kwx.engine.agent import Agent, AgentStats
-from kwx.engine.ports import Clock, Fill, Venue
+from kwx.engine.ports import Clock, EventSnapshot, Fill, Venue
 from kwx.engine.sim_venue import SimulatedVenue
 from kwx.live.decision_log import LiveJournal, LoggedStrategy
 from kwx.live.features import ClassifierTerm, LiveFeatures, SignalHistory, load_history
@@ -359,7 +359,7 @@ class LiveRun:
             stop=self.stop,
             after_step=self._after_step,
         )
-        self.logged = LoggedStrategy(self.strategy, self.journal)
+        self.logged = LoggedStrategy(self.strategy, self.journal, extra=self._model_probabilities)
         return Agent(
             strategy=self.logged,
             risk=RiskManager(cfg.risk),
@@ -393,6 +393,22 @@ class LiveRun:
             self.notes.append(f"{city.key}: no default {horizon} classifier: the ε term of S is 0")
             return None
         return ClassifierTerm(predictor, city)
+
+    def _model_probabilities(self, snap: EventSnapshot) -> dict[str, Any]:
+        for city in self.cities:
+            if snap.city == city.market.city:
+                e = next(
+                    (
+                        i
+                        for i, ev in enumerate(city.market.events)
+                        if ev.event_ticker == snap.event_ticker
+                    ),
+                    None,
+                )
+                if e is not None:
+                    t = city.market.minute_index(e, snap.ts)
+                    return {"model_p_up": city.features.model_probabilities(snap.event_ticker, t)}
+        return {"model_p_up": {}}
 
     def _fill_context(self, fill: Fill) -> tuple[float | None, float | None]:
         for city in self.cities:

@@ -84,6 +84,8 @@ class MarketStream:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._thread.ident is None:  # never started (the run failed before streaming)
+            return
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
