@@ -108,7 +108,8 @@ def quickstart(
         plan.days[-1].isoformat(),
         paths=4000,
         mc_version=QUICKSTART_MC_VERSION,
-        obs_source=None,
+        # The source the measurement model was fitted for, every day.
+        obs_source=plan.obs_source,
         forecast_source=plan.forecast_source,
         seed=0,
         params_version=QUICKSTART_MC_VERSION,
