@@ -68,18 +68,20 @@ def build_climo_forecasts(
         return 0
     obs["ts"] = pd.to_datetime(obs["ts"], utc=True)
     obs["temp_f"] = obs["temp_f"].astype(float)
-    written = 0
+    rows = []
     day = date_from
-    with conn.transaction():
-        while day <= date_to:
-            frame = climo_forecast_frame(obs, city, day)
-            for issued, valid, temp in frame.itertuples(index=False):
-                conn.execute(
-                    "INSERT INTO wx.forecast (city, source, issued_at, valid_at, temp_f) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (city, source, issued_at, valid_at) "
-                    "DO UPDATE SET temp_f = EXCLUDED.temp_f",
-                    (city.key, CLIMO_SOURCE, issued, valid, float(temp)),
-                )
-                written += 1
-            day += dt.timedelta(days=1)
-    return written
+    while day <= date_to:
+        frame = climo_forecast_frame(obs, city, day)
+        rows += [
+            (city.key, CLIMO_SOURCE, issued, valid, float(temp))
+            for issued, valid, temp in frame.itertuples(index=False)
+        ]
+        day += dt.timedelta(days=1)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO wx.forecast (city, source, issued_at, valid_at, temp_f) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (city, source, issued_at, valid_at) "
+            "DO UPDATE SET temp_f = EXCLUDED.temp_f",
+            rows,
+        )
+    return len(rows)

@@ -93,9 +93,7 @@ def _ladder(conn: Conn, event: str) -> tuple[list[str], list[Bracket], int]:
 
 
 def _climatology(history: pd.DataFrame, day: dt.date, brackets: list[Bracket]) -> np.ndarray:
-    doy = pd.Timestamp(day).dayofyear
-    gap = np.abs(history["doy"] - doy)
-    near = history[np.minimum(gap, 366 - gap) <= CLIMATOLOGY_WINDOW_DAYS]["tmax"].to_numpy()
+    near = _climatology_samples(history, day)
     counts = np.array([sum(b.wins(int(t)) for t in near) for b in brackets], dtype=float)
     counts += 0.5
     probs: np.ndarray = counts / counts.sum()
@@ -134,10 +132,12 @@ def _wx_samples(
 
 
 def _climatology_samples(history: pd.DataFrame, day: dt.date) -> np.ndarray:
+    """The settled maxima of earlier years within the window around ``day``'s day of year."""
     doy = pd.Timestamp(day).dayofyear
     gap = np.abs(history["doy"] - doy)
-    near: np.ndarray = history[np.minimum(gap, 366 - gap) <= CLIMATOLOGY_WINDOW_DAYS]["tmax"]
-    return np.asarray(near, dtype=float)
+    near = history[np.minimum(gap, 366 - gap) <= CLIMATOLOGY_WINDOW_DAYS]["tmax"]
+    out: np.ndarray = near.to_numpy(dtype=float)
+    return out
 
 
 def collect(
