@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from kwx.cli import app
 from kwx.config import Settings, get_settings
 from kwx.pmf.fusion import fit_fusion, load_config, run_fusion
-from kwx.pmf.report import HOURS, MODELS, fusion_report
+from kwx.pmf.report import CEILING, HOURS, MODELS, fusion_report
 from kwx.store.engine import _embedded_server_url
 from tests.conftest import DATA, needs_data
 
@@ -111,11 +111,11 @@ def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
     sums = has.groupby(["event", "ts"])["norm"].sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
     assert ((has["w"] >= 0) & (has["w"] <= 1)).all()
-    # p_fused is the unnormalised pool: p_mkt^w · p_wx^(1−w) with the fitted floor.
+    # p_fused is the unnormalised pool: p_mkt^w · p_wx^(1−w), p_wx with the fitted floor.
     floor = config.p_floor
     w = has["w"].to_numpy(dtype=float)
     expect = np.exp(
-        w * np.log(np.maximum(has["p_mkt"].to_numpy(dtype=float), floor))
+        w * np.log(has["p_mkt"].to_numpy(dtype=float))
         + (1 - w) * np.log(np.maximum(has["p_wx"].to_numpy(dtype=float), floor))
     )
     np.testing.assert_allclose(has["fused"].to_numpy(dtype=float), expect, rtol=1e-9)
@@ -123,8 +123,9 @@ def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
     # The report, through the command (CSV + one JSON line last) and the function alike.
     csv = tmp_path / "report.csv"
     out = _ok(["fusion", "report", "--city", "chicago", "--from", str(DAYS[3]), "--to",
-               str(DAYS[3]), "--csv", str(csv), "--json"])  # fmt: skip
+               str(DAYS[3]), "--csv", str(csv), "--json", "--ceiling"])  # fmt: skip
     last = json.loads(out.strip().splitlines()[-1])
+    assert set(last["ceiling_margin_vs_mkt"]) == set(last["logloss_margin_vs_mkt"])
     assert last["city"] == "chicago" and set(last["logloss_margin_vs_mkt"]) <= {
         f"{h:02d}" for h in HOURS
     }
@@ -132,8 +133,18 @@ def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
     assert set(table["model"]) == set(MODELS)
     assert set(table["hour"]) <= {*(f"{h:02d}" for h in HOURS), "all"}
     assert (table["n_events"] == 1).all()
-    assert pd.read_csv(csv, dtype={"hour": str}).shape == table.shape
     assert table[["log_loss", "brier", "rps", "ece"]].notna().all().all()
+    # The in-sample ceiling: a weight in [0, 1] per hour that never scores worse than the
+    # market alone (w = 1 is p_mkt exactly and is among the candidates).
+    ceiling = fusion_report(fused, "chicago", DAYS[3], DAYS[3], ceiling=True)
+    assert set(ceiling["model"]) == {*MODELS, CEILING}
+    wide = ceiling.pivot(index="hour", columns="model", values="log_loss")
+    assert (wide[CEILING] <= wide["p_mkt"] + 1e-12).all()
+    weights = ceiling.loc[(ceiling["model"] == CEILING) & (ceiling["hour"] != "all"), "w_mkt"]
+    assert ((weights >= 0) & (weights <= 1)).all() and len(weights) == len(wide) - 1
+    plain = ceiling[ceiling["model"] != CEILING].reset_index(drop=True)
+    pd.testing.assert_frame_equal(plain, table)  # the ceiling leaves the other rows alone
+    assert pd.read_csv(csv, dtype={"hour": str}).shape == ceiling.shape  # what --ceiling wrote
 
     # A refit on the same days gives the same α (deterministic), and a re-run rewrites the
     # same values (idempotent).

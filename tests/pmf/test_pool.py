@@ -49,6 +49,11 @@ def test_pool_with_full_market_weight_is_p_mkt() -> None:
     # w = 0: p_wx, its zero floored at 1e-4 before normalising.
     _, norm0 = pool(p_mkt, p_wx, [0.0, 0.0])
     np.testing.assert_allclose(norm0[0], np.array([1e-4, 0.1, 0.9]) / 1.0001)
+    # The floor is p_wx's: a market longshot below it stays where the market put it, so
+    # trusting the market fully costs nothing against the market.
+    longshot = np.array([[0.004, 0.296, 0.7]])
+    _, full = pool(longshot, np.array([[0.0, 0.5, 0.5]]), [1.0], p_floor=1e-2)
+    np.testing.assert_allclose(full, longshot)
 
 
 def test_pool_by_hand_and_sums_to_one() -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import numpy as np
 import psycopg
 import pytest
 
+from kwx.domain.brackets import Bracket, StrikeType
+from kwx.registry import default_registry
 from kwx.weather.baseline import (
     baseline_at,
-    forecast_baseline,
     latest_forecast_before,
     minute_grid,
     template_baseline,
     to_grid,
 )
+from kwx.weather.mc import McParams, MeasurementModel, run_day
+from kwx.weather.run_day import load_baselines
 
 Conn = psycopg.Connection[tuple[object, ...]]
 UTC = dt.UTC
@@ -30,22 +34,52 @@ def test_template_holds_the_last_observation() -> None:
     assert np.isnan(template_baseline(obs, 5)).all()
 
 
-def test_forecast_bias_uses_only_minutes_seen() -> None:
+def test_forecast_baseline_is_the_forecast_unshifted() -> None:
     forecast = np.full(1440, 80.0)
     obs = np.full(1440, np.nan)
-    obs[:100] = 83.0  # running 3 °F warm all morning
-    obs[100:] = 0.0  # the future, which must not matter at t = 99
-    out = forecast_baseline(forecast, obs, 99)
-    assert out == pytest.approx(np.full(1440, 83.0))
-    assert np.array_equal(baseline_at(forecast, obs, 99), out)
+    obs[:100] = 83.0  # running 3 °F warm all morning: the residual's job, not the baseline's
+    out = baseline_at(forecast, obs, 99)
+    assert np.array_equal(out, forecast)
+    assert out is not forecast  # a copy: masking it to a cadence must not touch the forecast
     assert np.array_equal(baseline_at(None, obs, 99), template_baseline(obs, 99))
 
 
-def test_recent_errors_weigh_more() -> None:
-    forecast = np.zeros(1440)
+def test_a_warm_night_decays_as_fitted_instead_of_warming_the_afternoon(conn: Conn) -> None:
+    """Regression: the baseline used to be shifted by today's error so far *and* the AR(1)
+    residual started from it, so a 5 °F warm midnight carried undecayed to the afternoon
+    maximum. With ρ^720 = 0.1 only half a degree of it may be left at the peak."""
+    day_start = START  # Chicago 2024-07-01 00:00 LST
+    issued = day_start - dt.timedelta(hours=18)
+    for hour in range(-3, 28):
+        valid = day_start + dt.timedelta(hours=hour)
+        temp = 70.0 + 10.0 * max(0.0, 1.0 - abs(hour - 12) / 6.0)  # 80 °F peak at 12:00
+        conn.execute(
+            "INSERT INTO wx.forecast (city, source, issued_at, valid_at, temp_f) "
+            "VALUES ('chicago', 'vc', %s, %s, %s)",
+            (issued, valid, temp),
+        )
+    conn.commit()
     obs = np.full(1440, np.nan)
-    obs[0], obs[180] = 0.0, 2.0  # one half-life apart: weights 0.5 and 1
-    assert forecast_baseline(forecast, obs, 180)[0] == pytest.approx(2.0 / 1.5)
+    obs[0] = 75.0  # 5 °F above the forecast's 70 at midnight
+    city = default_registry().by_key("chicago")
+    baseline = load_baselines(conn, city, day_start, obs, "vc")
+    assert baseline[0].max() == pytest.approx(80.0)
+    rho = 0.1 ** (1.0 / 720.0)
+    result = run_day(
+        baseline[[0]],
+        obs,
+        McParams.constant(rho, 1e-6),
+        MeasurementModel.exact(),
+        [
+            Bracket(StrikeType.LESS, None, Decimal(80)),
+            Bracket(StrikeType.GREATER, Decimal(79), None),
+        ],
+        paths=200,
+        rng=np.random.default_rng(0),
+        times=[0],
+    )
+    # 80 + 5·ρ^L at the peak (L = 720) is 80.5, which rounds to 80 or 81; the old shift gave 85.
+    assert set(result.quantiles[0].tolist()) <= {80.0, 81.0}
 
 
 def test_grid_interpolates_hourly_forecasts() -> None:

@@ -112,9 +112,12 @@ def test_inputs_use_only_the_past(day: Conn) -> None:
     inputs = load_day(day, CHICAGO, DAY)
     assert inputs.obs_source == "metar"
     assert np.isnan(inputs.obs[1:60]).all() and inputs.obs[60] == pytest.approx(_hourly(7))
-    # The forecast was 1 °F cold all day: the baseline at noon carries the +1 correction.
+    # The forecast was 1 °F cold all day. The baseline is the forecast itself; the +1 is the
+    # residual at the last observation, which the engine starts from and decays as fitted.
     noon = 12 * 60
-    assert inputs.baseline[noon][noon + 60] == pytest.approx(_hourly(19), abs=0.05)
+    assert inputs.baseline[noon][noon + 60] == pytest.approx(_hourly(19) - 1, abs=0.05)
+    last = int(np.flatnonzero(~np.isnan(inputs.obs[: noon + 1]))[-1])
+    assert inputs.obs[last] - inputs.baseline[noon][last] == pytest.approx(1.0, abs=0.05)
 
 
 def test_changing_the_future_leaves_the_past_alone(day: Conn) -> None:

@@ -215,12 +215,16 @@ def _report_table(frame: pd.DataFrame, title: str) -> Table:
     for col in ("hour", "model", "log-loss", "Brier", "RPS/(K−1)", "ECE", "events"):
         table.add_column(col, justify="left" if col in ("hour", "model") else "right")
     for hour, group in frame.groupby("hour", sort=False):
-        best = group["log_loss"].min()
+        # The ceiling is chosen on these very days: never the winner of a held-out comparison.
+        best = group.loc[group["model"] != "ceiling", "log_loss"].min()
         for _, row in group.iterrows():
             ll = f"{row['log_loss']:.4f}"
+            model = str(row["model"])
+            if model == "ceiling" and not math.isnan(row["w_mkt"]):
+                model = f"ceiling (w_mkt {row['w_mkt']:.2f})"
             table.add_row(
                 str(hour),
-                str(row["model"]),
+                model,
                 f"[bold]{ll}[/]" if row["log_loss"] == best else ll,
                 f"{row['brier']:.4f}",
                 f"{row['rps']:.4f}",
@@ -239,12 +243,17 @@ def _summary(frame: pd.DataFrame) -> dict[str, object]:
     ece_all = float(
         frame.loc[(frame["hour"] == "all") & (frame["model"] == "p_fused_norm"), "ece"].iloc[0]
     )
-    return {
+    summary: dict[str, object] = {
         "logloss_margin_vs_mkt": margin,
         "beats_mkt_every_hour": all(v > 0 for v in margin.values()),
         "ece_fused_all": ece_all,
         "ece_ok": ece_all <= 0.02,
     }
+    if "ceiling" in wide.columns:
+        summary["ceiling_margin_vs_mkt"] = {
+            h: float(wide.loc[h, "p_mkt"] - wide.loc[h, "ceiling"]) for h in hours
+        }
+    return summary
 
 
 def fusion_report_cmd(
@@ -254,6 +263,14 @@ def fusion_report_cmd(
     mc_version: McOpt = "v1",
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line last.")] = False,
+    ceiling: Annotated[
+        bool,
+        typer.Option(
+            "--ceiling",
+            help="Also score, per hour, the pool with the best single w_mkt chosen on these "
+            "days (in-sample): a yardstick for how much p_wx adds to p_mkt at that hour.",
+        ),
+    ] = False,
 ) -> None:
     """Held-out scores by local hour: p_fused_norm vs p_mkt vs p_wx (run `fusion run` first)."""
     from kwx.pmf.report import fusion_report
@@ -264,7 +281,7 @@ def fusion_report_cmd(
     try:
         migrate.upgrade()
         with connect() as conn:
-            frame = fusion_report(conn, key, first, last, mc_version=mc_version)
+            frame = fusion_report(conn, key, first, last, mc_version=mc_version, ceiling=ceiling)
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     if csv is not None:

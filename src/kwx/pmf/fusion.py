@@ -40,7 +40,7 @@ from kwx.store.bulk import copy_into, create_stage
 Conn = psycopg.Connection[tuple[object, ...]]
 
 SAMPLE_EVERY_MIN = 10
-# Floors tried on both PMFs before logs; the one with the highest training likelihood is kept
+# Floors tried on p_wx before logs; the one with the highest training likelihood is kept
 # (p_wx is exactly 0 on ruled-out brackets, and how hard the pool believes such a zero is a
 # property of the weather model that the training days can tell).
 P_FLOORS = (1e-4, 1e-3, 1e-2)

@@ -13,8 +13,12 @@ is in the next hour, how jumpy the market is and how much of the day is left.
 hyper-parameters, `fit` learns the state that ends in `_`, `predict*` have no side effects.
 α is the maximum-likelihood estimate of the realized winning bracket (L-BFGS-B with an exact
 gradient, box bounds keeping σ away from exactly 0/1), cross-checked by a coarse grid search
-whose best point also seeds the optimiser. Probabilities are floored at `p_floor` before logs
-(p_wx is exactly 0 on brackets the running maximum rules out).
+whose best point also seeds the optimiser. p_wx is floored at `p_floor` before logs (it is
+exactly 0 on brackets the running maximum rules out, and how hard to believe such a zero is a
+property of the weather model); p_mkt is not: it is already kept off zero where it is built
+(`kwx.pmf.market`), and flooring it too would pull p_fused away from p_mkt exactly where the
+fit says to trust the market (w_mkt → 1), costing log-loss at the late hours for nothing. Only
+an exact zero in p_mkt is guarded, at MKT_GUARD.
 
 Arrays: one row per (event, minute), one column per bracket in ladder order; events with
 fewer brackets are padded with NaN on the right.
@@ -36,6 +40,8 @@ IntArray = npt.NDArray[np.int64]
 FEATURES = ("log_volume_20m", "hazard_next_60m", "mkt_volatility", "minutes_to_close")
 N_ALPHA = 1 + len(FEATURES)
 GRID_ROWS = 8000
+# Guards log(0) on p_mkt only; far below the 0.005 floor p_mkt is built with.
+MKT_GUARD = 1e-12
 
 
 def _logs(p: FloatArray, floor: float) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
@@ -49,7 +55,7 @@ def pool(
 ) -> tuple[FloatArray, FloatArray]:
     """The pooled PMF per row: (unnormalised exp of the weighted log sum, normalised).
 
-    With w_mkt = 1 this is p_mkt (floored) exactly; padding stays NaN.
+    With w_mkt = 1 this is p_mkt exactly; p_floor applies to p_wx; padding stays NaN.
     """
     pm = np.atleast_2d(np.asarray(p_mkt, dtype=np.float64))
     pw = np.atleast_2d(np.asarray(p_wx, dtype=np.float64))
@@ -58,7 +64,7 @@ def pool(
     w = np.asarray(w_mkt, dtype=np.float64).reshape(-1, 1)
     if w.shape[0] != pm.shape[0]:
         raise ValueError(f"{w.shape[0]} weights for {pm.shape[0]} rows")
-    a, valid = _logs(pm, p_floor)
+    a, valid = _logs(pm, MKT_GUARD)
     b, valid_w = _logs(pw, p_floor)
     if not np.array_equal(valid, valid_w):
         raise ValueError("p_mkt and p_wx must be missing (padded) on the same brackets")
@@ -73,7 +79,7 @@ class LogPool:
 
     Parameters
     ----------
-    p_floor : floor on both PMFs before taking logs.
+    p_floor : floor on p_wx before taking logs.
     l2 : ridge penalty on α (per sample), tiny: it only keeps a flat direction finite.
     bound : |α_j| ≤ bound in the optimiser and the grid.
     grid : run the coarse grid search (the cross-check); off only to save time in tests.
@@ -176,7 +182,7 @@ class LogPool:
             raise ValueError(f"{win.size} winners for {xa.shape[0]} rows")
         if xa.shape[0] < 2 * N_ALPHA:
             raise ValueError(f"too few rows to fit {N_ALPHA} parameters: {xa.shape[0]}")
-        a, valid = _logs(pm, self.p_floor)
+        a, valid = _logs(pm, MKT_GUARD)
         b, valid_w = _logs(pw, self.p_floor)
         if not np.array_equal(valid, valid_w):
             raise ValueError("p_mkt and p_wx must be missing (padded) on the same brackets")

@@ -6,6 +6,13 @@ day_start + h are scored against the winning bracket: log-loss of the winner, me
 per-bracket Brier, RPS/(K − 1) and the ECE (10 bins) of every bracket's probability as a
 yes/no forecast. Only event-hours where all three exist are scored, so the comparison is like
 for like; the row "all" pools the evaluation hours.
+
+With `ceiling`, each hour also gets the model "ceiling": the pool with the one constant
+w_mkt (and p_wx floor) that scores best on that hour's report days themselves. It is chosen
+in-sample, so it is not a forecast: it is what the best single weight for that hour would
+have scored, a yardstick for the fitted weight model (which varies w by row, so it can land
+a little above or below it). A ceiling at w_mkt = 1 says that, on these days and at that
+hour, p_wx on average adds nothing to the market.
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ import psycopg
 from kwx.domain.climate_day import climate_day_window
 from kwx.pmf.frames import Sample, assemble, complete, load_ladders, read_minutes
 from kwx.pmf.metrics import ece, log_loss_winner, mean_bracket_brier, rps
+from kwx.pmf.pool import pool
 from kwx.registry import default_registry
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
 HOURS = (0, 4, 8, 10, 12, 14, 16, 20)
 MODELS = ("p_fused_norm", "p_mkt", "p_wx")
-COLUMNS = ["hour", "model", "log_loss", "brier", "rps", "ece", "n_events"]
+CEILING = "ceiling"
+COLUMNS = ["hour", "model", "log_loss", "brier", "rps", "ece", "n_events", "w_mkt"]
+CEILING_WEIGHTS = np.linspace(0.0, 1.0, 101)
+CEILING_FLOORS = (1e-4, 1e-3, 1e-2)
 
 
 def _event_starts(
@@ -46,10 +57,29 @@ def _event_starts(
     return out
 
 
-def _score(sample: Sample, label: str) -> list[dict[str, object]]:
+def _ceiling(sample: Sample) -> tuple[float, np.ndarray]:
+    """The constant w_mkt (over CEILING_WEIGHTS × CEILING_FLOORS) whose pool has the lowest
+    log-loss on these rows, and that pool's PMFs."""
+    sizes = [len(t) for t in sample.tickers]
+    best: tuple[float, float, np.ndarray] | None = None
+    for floor in CEILING_FLOORS:
+        for w in CEILING_WEIGHTS:
+            _, norm = pool(sample.p_mkt, sample.p_wx, np.full(len(sample), w), floor)
+            loss = log_loss_winner(
+                [row[:k] for row, k in zip(norm, sizes, strict=True)], sample.winner
+            )
+            if best is None or loss < best[0]:
+                best = (loss, float(w), norm)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _score(
+    sample: Sample, label: str, models: tuple[str, ...] = MODELS, w_mkt: float = np.nan
+) -> list[dict[str, object]]:
     records: list[dict[str, object]] = []
     sizes = [len(t) for t in sample.tickers]
-    for model in MODELS:
+    for model in models:
         grid = sample.extra[model] if model in sample.extra else getattr(sample, model)
         pmfs = [row[:k] for row, k in zip(grid, sizes, strict=True)]
         flat = np.concatenate(pmfs)
@@ -65,6 +95,7 @@ def _score(sample: Sample, label: str) -> list[dict[str, object]]:
                 "rps": rps(pmfs, sample.winner),
                 "ece": ece(np.clip(flat, 0.0, 1.0), outcome, 10),
                 "n_events": len(set(sample.event)),
+                "w_mkt": w_mkt if model == CEILING else np.nan,
             }
         )
     return records
@@ -78,8 +109,10 @@ def fusion_report(
     *,
     mc_version: str = "v1",
     hours: tuple[int, ...] = HOURS,
+    ceiling: bool = False,
 ) -> pd.DataFrame:
     """Metrics by evaluation hour and model (columns `COLUMNS`); the hour "all" pools them.
+    With `ceiling`, the in-sample best constant-weight pool is scored too (model "ceiling").
 
     Raises if the range has no fused rows (run `kwx fusion run` over it first).
     """
@@ -104,10 +137,20 @@ def fusion_report(
             for ev, ts in zip(sample.event, sample.ts, strict=True)
         ]
     )
+    models = (*MODELS, CEILING) if ceiling else MODELS
+    pooled = np.full_like(sample.p_mkt, np.nan)
     records: list[dict[str, object]] = []
     for h in hours:
         mask = hour_of == h
-        if mask.any():
-            records.extend(_score(sample.take(mask), f"{h:02d}"))
-    records.extend(_score(sample, "all"))
+        if not mask.any():
+            continue
+        part = sample.take(mask)
+        w_best = np.nan
+        if ceiling:
+            w_best, pooled[mask] = _ceiling(part)
+            part.extra[CEILING] = pooled[mask]
+        records.extend(_score(part, f"{h:02d}", models, w_best))
+    if ceiling:
+        sample.extra[CEILING] = pooled
+    records.extend(_score(sample, "all", models))
     return pd.DataFrame(records, columns=COLUMNS)

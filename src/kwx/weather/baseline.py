@@ -2,10 +2,15 @@
 
 Two kinds. The template holds the last observation (the fallback when no forecast exists).
 The forecast timeline takes, for every valid hour, the latest forecast *issued before t* —
-never one issued later — interpolates it to the minute grid, and shifts it by today's
-observed error so far (observation − forecast over the minutes already seen), weighting
-recent minutes more: a forecast running 3 °F cold all morning is probably cold this
-afternoon too.
+never one issued later — and interpolates it to the minute grid, unshifted.
+
+Why unshifted: today's error so far (observation − forecast) is the AR(1) residual the
+Monte Carlo starts from, and `kwx weather fit-params` measured how much of it is left L
+minutes later (a_H, fitted on raw observation − forecast residuals). Shifting the baseline
+by that error as well carried it undecayed to the end of the day, on top of the residual:
+a night running 5 °F warm at a coastal grid point made the whole afternoon 5 °F warm
+(Miami, December 2024: p_wx's median Tmax at midnight ran +5.4 °F, log-loss 3.2 → 1.8
+once removed).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import pandas as pd
 import psycopg
 
 MINUTES_PER_DAY = 1440
-BIAS_HALFLIFE_MIN = 180.0
 
 
 def minute_grid(start: dt.datetime, minutes: int = MINUTES_PER_DAY) -> pd.DatetimeIndex:
@@ -70,22 +74,9 @@ def template_baseline(obs: np.ndarray, t: int) -> np.ndarray:
     return np.full(len(obs), value)
 
 
-def forecast_baseline(
-    forecast: np.ndarray, obs: np.ndarray, t: int, *, halflife_min: float = BIAS_HALFLIFE_MIN
-) -> np.ndarray:
-    """The forecast path shifted by today's error so far (observations at or before t)."""
-    minutes = np.arange(t + 1)
-    err = obs[: t + 1] - forecast[: t + 1]
-    ok = ~np.isnan(err)
-    if not ok.any():
-        return forecast.copy()
-    weights = 0.5 ** ((t - minutes[ok]) / halflife_min)
-    bias = float(np.sum(weights * err[ok]) / np.sum(weights))
-    return forecast + bias
-
-
 def baseline_at(forecast: np.ndarray | None, obs: np.ndarray, t: int) -> np.ndarray:
-    """The forecast timeline when there is a forecast, else the template."""
+    """The forecast path when there is a forecast (a copy, unshifted: today's error is the
+    residual the Monte Carlo decays), else the template."""
     if forecast is None or np.isnan(forecast).all():
         return template_baseline(obs, t)
-    return forecast_baseline(forecast, obs, t)
+    return forecast.copy()

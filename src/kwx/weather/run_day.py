@@ -3,8 +3,9 @@
 Inputs are assembled minute by minute so that row t uses only what existed at t:
 - observations are placed on the minute at or after their stamp (a reading stamped 14:53:40
   is first usable at 14:54), from the best-ranked source that reported that day;
-- the baseline at t is the latest forecast issued before t, bias-corrected by the errors
-  observed up to t (the template — hold the last observation — when no forecast exists);
+- the baseline at t is the latest forecast issued before t (the template — hold the last
+  observation — when no forecast exists); today's error against it is the residual the
+  Monte Carlo starts from and decays, so the baseline itself is not shifted by it;
 - the residual AR(1) parameters and the measurement model come from `kwx weather fit-params`.
 Results are written to pmf.minute under an mc_version, one row per bracket and minute.
 """
@@ -136,7 +137,7 @@ def load_baselines(
     bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """Row t: the latest forecast issued before minute t (plus the diurnal bias when one is
-    fitted), corrected by the errors seen by t."""
+    fitted); the template where no forecast exists yet."""
     end = start + dt.timedelta(minutes=MINUTES_PER_DAY)
     rows = _one(
         conn,
