@@ -27,7 +27,7 @@ import numpy.typing as npt
 from kwx.backtest.loader import MINUTES_PER_DAY, EventMeta
 from kwx.engine.ports import BracketView, Demand, EventSnapshot, MarketStep
 
-__all__ = ["FEATURE_COLUMNS", "FeedArrays", "HistoricalFeed"]
+__all__ = ["FEATURE_COLUMNS", "FEED_COLUMNS", "FeedArrays", "HistoricalFeed"]
 
 FloatArray = npt.NDArray[np.float64]
 T: Final = MINUTES_PER_DAY
@@ -67,6 +67,8 @@ _VIEW_COLUMNS: Final = (
     "volume_20m",
     "minutes_to_close",
 )
+# Every column FeedArrays must carry.
+FEED_COLUMNS: Final = (*_VIEW_COLUMNS, *FEATURE_COLUMNS)
 
 
 class _Features(Mapping[str, float | None]):
@@ -93,7 +95,7 @@ class FeedArrays:
     """What the feed replays: (E, T, K) float columns, the touch, and the screen (E, T)."""
 
     events: list[EventMeta]
-    columns: dict[str, FloatArray]  # every name in _VIEW_COLUMNS and FEATURE_COLUMNS
+    columns: dict[str, FloatArray]  # every name in FEED_COLUMNS
     yes_bid: FloatArray
     yes_ask: FloatArray
     quote_source: npt.NDArray[np.int8]
@@ -102,7 +104,7 @@ class FeedArrays:
     exit_no: npt.NDArray[np.bool_]  # (E, T, K): a NO holding may be exited
 
     def __post_init__(self) -> None:
-        missing = [c for c in (*_VIEW_COLUMNS, *FEATURE_COLUMNS) if c not in self.columns]
+        missing = [c for c in FEED_COLUMNS if c not in self.columns]
         if missing:
             raise ValueError(f"FeedArrays: missing columns {missing}")
 

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 import psycopg
 
+from kwx.backtest.assemble import feed_arrays
 from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.fills import make_fill_model
 from kwx.backtest.ledger import FillRecord, Settlement, fills_frame
@@ -49,7 +50,7 @@ from kwx.registry import default_registry
 from kwx.store.engine import connect
 from kwx.strategy.config import StrategyConfig
 from kwx.strategy.risk import RiskManager
-from kwx.strategy.signals import compute_signals, pooled_probability
+from kwx.strategy.signals import SignalTerms, compute_signals, pooled_probability
 from kwx.strategy.value import ValueStrategy
 
 __all__ = ["BacktestOutcome", "Prepared", "prepare", "run_backtest"]
@@ -220,7 +221,7 @@ def prepare(
         )
     day_of_row = np.repeat(np.array([ev.climate_date.toordinal() for ev in panel.events]), T)
 
-    def signals(p_cal: FloatArray | None) -> Any:
+    def signals(p_cal: FloatArray | None) -> SignalTerms:
         return compute_signals(
             ras=flat(c["ras"]),
             velocity=flat(c["velocity"]),
@@ -244,65 +245,7 @@ def prepare(
         else None
     )
     terms = signals(p_cal)
-
-    def grid(x: FloatArray) -> FloatArray:
-        return x.reshape(e_n, T, k_n)
-
-    signal = grid(terms.signal)
-    screen = strategy.screen(
-        p=p, yes_bid=bid, yes_ask=ask, volume_20m=c["volume_20m"], signal=signal
-    )
-    mtc = c["minutes_to_close"][:, :, 0]
-    screen = np.asarray(
-        (screen & (c["minutes_to_close"] > cfg.risk.no_new_orders_min)).any(axis=2), dtype=bool
-    )
-    # Wake at the time stop (risk cancels resting orders and may flatten there).
-    stop = np.argmax(mtc <= cfg.risk.time_stop_min, axis=1)
-    has_stop = (mtc <= cfg.risk.time_stop_min).any(axis=1)
-    screen[np.flatnonzero(has_stop), stop[has_stop]] = True
-    exit_yes, exit_no = strategy.exit_screen(p=p, yes_bid=bid, yes_ask=ask)
-    exit_yes &= mtc[:, :, None] > 0
-    exit_no &= mtc[:, :, None] > 0
-    columns = {
-        "p": p,
-        "p_mkt": c["p_mkt"],
-        "p_wx": c["p_wx"],
-        "p_fused_norm": c["p_fused_norm"],
-        "hazard_next_5m": c["hazard_next_5m"],
-        "hazard_next_60m": c["hazard_next_60m"],
-        "signal": signal,
-        "volume_20m": c["volume_20m"],
-        "minutes_to_close": c["minutes_to_close"],
-        "mid": c["mid"],
-        "last_price": c["last_price"],
-        "spread": c["spread"],
-        "velocity": c["velocity"],
-        "acceleration": c["acceleration"],
-        "ras": c["ras"],
-        "clv": c["clv"],
-        "volume_1m": c["volume_1m"],
-        "volume_5m": c["volume_5m"],
-        "flow_20m": c["flow_20m"],
-        "left_mid": c["left_mid"],
-        "right_mid": c["right_mid"],
-        "triad_mass": c["triad_mass"],
-        "tmax_q50": c["tmax_q50"],
-        "ras_z": grid(terms.ras_z),
-        "velocity_z": grid(terms.velocity_z),
-        "flow_pct": grid(terms.flow_pct),
-        "hazard_score": grid(terms.hazard),
-        "relative_cal": grid(terms.relative_cal),
-    }
-    arrays = FeedArrays(
-        events=panel.events,
-        columns=columns,
-        yes_bid=bid,
-        yes_ask=ask,
-        quote_source=source,
-        screen=screen,
-        exit_yes=exit_yes,
-        exit_no=exit_no,
-    )
+    arrays = feed_arrays(panel, strategy, p=p, bid=bid, ask=ask, quote_source=source, terms=terms)
     return Prepared(raw, panel, arrays, notes)
 
 

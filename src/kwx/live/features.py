@@ -30,6 +30,7 @@ import numpy.typing as npt
 import pandas as pd
 import psycopg
 
+from kwx.backtest.assemble import feed_arrays
 from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.loader import MINUTES_PER_DAY, RawData, load_raw
 from kwx.backtest.panel import Panel, build_panel, executable_quotes
@@ -38,6 +39,7 @@ from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import City
 from kwx.strategy.config import SignalConfig
 from kwx.strategy.signals import (
+    SignalTerms,
     hazard_score,
     neighbour_relative,
     pooled_probability,
@@ -201,63 +203,8 @@ class LiveFeatures:
             p_cal = self.classifier(panel, gates & exists & at)
         self.p_cal = p_cal
         terms = self._signals(panel, exists, p_cal)
-        signal = grid(terms["signal"])
-        screen = self.strategy.screen(
-            p=p, yes_bid=bid, yes_ask=ask, volume_20m=c["volume_20m"], signal=signal
-        )
-        mtc = c["minutes_to_close"][:, :, 0]
-        screen = np.asarray(
-            (screen & (c["minutes_to_close"] > cfg.risk.no_new_orders_min)).any(axis=2),
-            dtype=bool,
-        )
-        stop = np.argmax(mtc <= cfg.risk.time_stop_min, axis=1)
-        has_stop = (mtc <= cfg.risk.time_stop_min).any(axis=1)
-        screen[np.flatnonzero(has_stop), stop[has_stop]] = True
-        exit_yes, exit_no = self.strategy.exit_screen(p=p, yes_bid=bid, yes_ask=ask)
-        columns = {
-            "p": p,
-            "signal": signal,
-            **{
-                name: c[name]
-                for name in (
-                    "p_mkt",
-                    "p_wx",
-                    "p_fused_norm",
-                    "hazard_next_5m",
-                    "hazard_next_60m",
-                    "volume_20m",
-                    "minutes_to_close",
-                    "mid",
-                    "last_price",
-                    "spread",
-                    "velocity",
-                    "acceleration",
-                    "ras",
-                    "clv",
-                    "volume_1m",
-                    "volume_5m",
-                    "flow_20m",
-                    "left_mid",
-                    "right_mid",
-                    "triad_mass",
-                    "tmax_q50",
-                )
-            },
-            "ras_z": grid(terms["ras_z"]),
-            "velocity_z": grid(terms["velocity_z"]),
-            "flow_pct": grid(terms["flow_pct"]),
-            "hazard_score": grid(terms["hazard"]),
-            "relative_cal": grid(terms["relative_cal"]),
-        }
-        arrays = FeedArrays(
-            events=panel.events,
-            columns=columns,
-            yes_bid=bid,
-            yes_ask=ask,
-            quote_source=source,
-            screen=screen,
-            exit_yes=exit_yes & (mtc[:, :, None] > 0),
-            exit_no=exit_no & (mtc[:, :, None] > 0),
+        arrays = feed_arrays(
+            panel, self.strategy, p=p, bid=bid, ask=ask, quote_source=source, terms=terms
         )
         self.arrays, self.panel = arrays, panel
         self._feed = HistoricalFeed(arrays, dense=True)
@@ -281,7 +228,7 @@ class LiveFeatures:
 
     def _signals(
         self, panel: Panel, exists: npt.NDArray[np.bool_], p_cal: FloatArray | None
-    ) -> dict[str, FloatArray]:
+    ) -> SignalTerms:
         """S_j(t) as :func:`kwx.strategy.signals.compute_signals` computes it over a grid
         that starts with the history's days."""
         cfg = self.strategy.config.signals
@@ -334,14 +281,6 @@ class LiveFeatures:
             + cfg.epsilon * np.nan_to_num(rel)
         )
         missing = ~exists.reshape(e_n * T, k_n)
-        out = {
-            "signal": total,
-            "ras_z": ras_z,
-            "velocity_z": vel_z,
-            "flow_pct": fp,
-            "hazard": haz,
-            "relative_cal": rel,
-        }
-        for arr in out.values():
+        for arr in (total, ras_z, vel_z, fp, haz, rel):
             arr[missing] = np.nan
-        return out
+        return SignalTerms(total, ras_z, vel_z, fp, haz, rel)

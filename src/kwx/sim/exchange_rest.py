@@ -37,7 +37,8 @@ from kwx.sim.kalshi_rest_server import (
     _iso,
     _Request,
     _Route,
-    _ts,
+    select_fills,
+    select_orders,
 )
 from kwx.sources.kalshi_models import dollars_str
 
@@ -200,37 +201,12 @@ class ExchangeRestServer(KalshiRestServer):
         return 200, page
 
     def _fills(self, request: _Request) -> tuple[int, Json]:
-        tickers = set(request.args("ticker"))
-        order_id = request.arg("order_id")
-        lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
-        items = []
-        for f in self.exchange.fills():
-            created = _ts(f.get("created_time")) or 0
-            if tickers and f.get("ticker") not in tickers:
-                continue
-            if order_id and f.get("order_id") != order_id:
-                continue
-            if (lo is not None and created < lo) or (hi is not None and created > hi):
-                continue
-            items.append(f)
-        return 200, self._page(request, "fills", items)
+        return 200, self._page(request, "fills", select_fills(self.exchange.fills(), request))
 
     def _orders_list(self, request: _Request) -> tuple[int, Json]:
-        ticker, status = request.arg("ticker"), request.arg("status")
-        events = set(request.args("event_ticker"))
-        lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
-        items = []
-        for order in self.exchange.orders():
-            created = _ts(order["created_time"]) or 0
-            if ticker and order["ticker"] != ticker:
-                continue
-            if events and str(order["ticker"]).rsplit("-", 1)[0] not in events:
-                continue
-            if status and order["status"] != status:
-                continue
-            if (lo is not None and created < lo) or (hi is not None and created > hi):
-                continue
-            items.append(order)
+        items = select_orders(
+            self.exchange.orders(), request, lambda ticker: ticker.rsplit("-", 1)[0]
+        )
         return 200, self._page(request, "orders", items)
 
     def _order_one(self, request: _Request) -> tuple[int, Json]:

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -85,6 +85,49 @@ def _ts(value: object) -> float | None:
         return parse_time(value).timestamp()
     except ShapeError:
         return None
+
+
+def select_fills(fills: Iterable[Json], request: _Request) -> list[Json]:
+    """The fills a GET /portfolio/fills query asks for: ticker (repeatable), order_id and the
+    min_ts/max_ts window, in the order given."""
+    tickers = set(request.args("ticker"))
+    order_id = request.arg("order_id")
+    lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
+    out = []
+    for f in fills:
+        created = _ts(f.get("created_time")) or 0
+        if tickers and f.get("ticker") not in tickers:
+            continue
+        if order_id and f.get("order_id") != order_id:
+            continue
+        if (lo is not None and created < lo) or (hi is not None and created > hi):
+            continue
+        out.append(f)
+    return out
+
+
+def select_orders(
+    orders: Iterable[Json], request: _Request, event_of: Callable[[str], object]
+) -> list[Json]:
+    """The orders a GET /portfolio/orders query asks for: ticker, event_ticker (repeatable,
+    matched through ``event_of(ticker)``), status and the min_ts/max_ts window, in the order
+    given."""
+    ticker, status = request.arg("ticker"), request.arg("status")
+    events = set(request.args("event_ticker"))
+    lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
+    out = []
+    for order in orders:
+        created = _ts(order["created_time"]) or 0
+        if ticker and order["ticker"] != ticker:
+            continue
+        if events and event_of(str(order["ticker"])) not in events:
+            continue
+        if status and order["status"] != status:
+            continue
+        if (lo is not None and created < lo) or (hi is not None and created > hi):
+            continue
+        out.append(order)
+    return out
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -1042,44 +1085,18 @@ class KalshiRestServer:
         return 200, page
 
     def _fills(self, request: _Request) -> tuple[int, Json]:
-        tickers = set(request.args("ticker"))
-        order_id = request.arg("order_id")
-        lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
-        items = []
-        for f in self.dataset.fills:
-            created = _ts(f.get("created_time")) or 0
-            if tickers and f.get("ticker") not in tickers:
-                continue
-            if order_id and f.get("order_id") != order_id:
-                continue
-            if (lo is not None and created < lo) or (hi is not None and created > hi):
-                continue
-            items.append(f)
-        return 200, self._page(request, "fills", items)
+        return 200, self._page(request, "fills", select_fills(self.dataset.fills, request))
 
     # ------------------------------------------------------------------ orders
 
     def _orders_list(self, request: _Request) -> tuple[int, Json]:
-        ticker, status = request.arg("ticker"), request.arg("status")
-        events = set(request.args("event_ticker"))
-        lo, hi = request.int_arg("min_ts"), request.int_arg("max_ts")
         with self._lock:
             orders = [dict(o) for o in self._orders.values()]
-        items = []
-        for order in sorted(orders, key=lambda o: str(o["created_time"]), reverse=True):
-            created = _ts(order["created_time"]) or 0
-            if ticker and order["ticker"] != ticker:
-                continue
-            if (
-                events
-                and self.dataset.markets.get(order["ticker"], {}).get("event_ticker") not in events
-            ):
-                continue
-            if status and order["status"] != status:
-                continue
-            if (lo is not None and created < lo) or (hi is not None and created > hi):
-                continue
-            items.append(order)
+        items = select_orders(
+            sorted(orders, key=lambda o: str(o["created_time"]), reverse=True),
+            request,
+            lambda ticker: self.dataset.markets.get(ticker, {}).get("event_ticker"),
+        )
         return 200, self._page(request, "orders", items)
 
     def _order(self, order_id: str) -> Json:
