@@ -182,3 +182,56 @@ def test_report_without_a_run_is_a_clear_error(
     assert result.exit_code == 1
     assert "run kwx fusion fit" in " ".join(result.output.split())
     get_settings.cache_clear()
+
+
+@needs_data()
+def test_the_live_fusion_equals_what_fusion_run_stored(fused: Conn) -> None:
+    """The live loop pools from the backtest's panel (candles closed by t), `kwx fusion run`
+    from the store's views: on real days they must agree minute for minute."""
+    from kwx.backtest.loader import load_raw
+    from kwx.backtest.panel import build_panel
+    from kwx.live.fusion import fuse_panel
+    from kwx.pmf.fusion import latest_config
+    from kwx.registry import default_registry
+
+    config = latest_config(fused, "chicago", "v1")
+    assert config is not None and config.version == "f1"
+    assert latest_config(fused, "chicago", "w9") is None
+    raw = load_raw(fused, default_registry().by_key("chicago"), DAYS[0], DAYS[-1], mc_version="v1")
+    panel = build_panel(raw)
+    live = fuse_panel(config.estimator(), panel)
+    stored = panel.cols["p_fused_norm"]
+    has = ~np.isnan(stored)
+    assert has.sum() > 0.9 * panel.exists.sum()  # nearly every real event-minute was fused
+    np.testing.assert_array_equal(np.isnan(live), ~has)
+    np.testing.assert_allclose(live[has], stored[has], rtol=1e-9, atol=1e-12)
+
+
+@needs_data()
+def test_live_features_fuse_the_minutes_the_store_has_not(fused: Conn) -> None:
+    """With a fusion config, the live loop's feed carries p_fused_norm even where pmf.minute
+    has none yet, equal to what `kwx fusion run` would store; without one, it stays NaN."""
+    from kwx.backtest.loader import load_raw
+    from kwx.live.features import LiveFeatures
+    from kwx.pmf.fusion import latest_config
+    from kwx.registry import default_registry
+    from kwx.strategy.config import StrategyConfig
+    from kwx.strategy.value import ValueStrategy
+
+    chicago = default_registry().by_key("chicago")
+    before = load_raw(fused, chicago, DAYS[3], DAYS[3], mc_version="v1")
+    stored = LiveFeatures(ValueStrategy(StrategyConfig())).compute(before, {})
+    fused.execute("UPDATE pmf.minute SET p_fused_norm = NULL WHERE event_ticker = %s", (EVENTS[3],))
+    fused.commit()
+    raw = load_raw(fused, chicago, DAYS[3], DAYS[3], mc_version="v1")
+    plain = LiveFeatures(ValueStrategy(StrategyConfig())).compute(raw, {})
+    assert np.isnan(plain.columns["p_fused_norm"]).all()
+    config = latest_config(fused, "chicago", "v1")
+    live = LiveFeatures(ValueStrategy(StrategyConfig()), fusion=config).compute(raw, {})
+    want, got = stored.columns["p_fused_norm"], live.columns["p_fused_norm"]
+    has = ~np.isnan(want)
+    assert has.sum() > 0.9 * (~np.isnan(stored.columns["p_mkt"])).sum()
+    np.testing.assert_array_equal(np.isnan(got), ~has)
+    np.testing.assert_allclose(got[has], want[has], rtol=1e-9, atol=1e-12)
+    # The probability traded on follows: the fitted pool, not the fixed fallback.
+    np.testing.assert_allclose(live.columns["p"][has], want[has], rtol=1e-9, atol=1e-12)

@@ -10,7 +10,8 @@ runs:
 1. the tick is applied to the city's :class:`~kwx.live.market_data.LiveMarketData` (a print
    added; a new touch set as the quote of the current minute);
 2. :class:`~kwx.live.features.LiveFeatures` recomputes the feed arrays with the backtest's
-   functions and builds the event's snapshot at the current minute, every bracket view built;
+   functions (pooling p_mkt and p_wx with the city's newest fusion config, as the runner
+   does) and builds the event's snapshot at the current minute, every bracket view built;
 3. risk marks the account and decides its forced intents, the value strategy returns its
    intents, and risk checks each one;
 
@@ -40,6 +41,7 @@ from kwx.domain.climate_day import climate_day_window
 from kwx.engine.ports import AccountView
 from kwx.live.features import LiveFeatures
 from kwx.live.market_data import LiveMarketData
+from kwx.pmf.fusion import FusionConfig, latest_config
 from kwx.registry import default_registry
 from kwx.sim.replay import ReplayBook, ReplayData, ReplayTrade
 from kwx.store.engine import connect
@@ -129,9 +131,10 @@ def _one_run(
     ticks: list[tuple[dt.datetime, str, Any]],
     pmf: list[tuple[Any, ...]],
     strategy: ValueStrategy,
+    fusion: FusionConfig | None = None,
 ) -> tuple[list[float], int]:
     market = LiveMarketData(data.city.key, events, mc_version)
-    features = LiveFeatures(strategy)
+    features = LiveFeatures(strategy, fusion=fusion)
     risk = RiskManager(strategy.config.risk)
     day_start = events[0].day_start
     for t in data.trades:  # the prints before the climate day are history, not ticks
@@ -197,6 +200,7 @@ def run_live_benchmark(
         events = events_of(data)
         mc_version = pick_mc_version(conn, target.key, day, day)
         pmf = _pmf_rows(conn, list(events[0].tickers), mc_version)
+        fusion = latest_config(conn, target.key, mc_version)  # as the live runner loads it
     ticks = _ticks(data, events[0].day_start)
     if max_ticks is not None and len(ticks) > max_ticks:
         idx = np.linspace(0, len(ticks) - 1, max_ticks).astype(int)
@@ -212,7 +216,7 @@ def run_live_benchmark(
     with Progress(console=console, transient=True, disable=console is None) as progress:
         task = progress.add_task("replaying ticks", total=runs)
         for _ in range(runs):
-            lat, intents = _one_run(data, events, mc_version, ticks, pmf, strategy)
+            lat, intents = _one_run(data, events, mc_version, ticks, pmf, strategy, fusion)
             arr = np.asarray(lat)
             per_run.append(
                 {
@@ -234,6 +238,7 @@ def run_live_benchmark(
         "event": events[0].event_ticker,
         "brackets": len(events[0].tickers),
         "ticks": len(ticks),
+        "fusion": None if fusion is None else fusion.version,
         "tick_kinds": kinds,
         "runs": runs,
         "p50_ms": round(p50, 3),

@@ -35,6 +35,8 @@ from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.loader import MINUTES_PER_DAY, RawData, load_raw
 from kwx.backtest.panel import Panel, build_panel, executable_quotes
 from kwx.engine.ports import EventSnapshot
+from kwx.live.fusion import fuse_panel
+from kwx.pmf.fusion import FusionConfig
 from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import City
 from kwx.strategy.config import SignalConfig
@@ -161,10 +163,14 @@ class LiveFeatures:
         *,
         history: SignalHistory | None = None,
         classifier: ClassifierTerm | None = None,
+        fusion: FusionConfig | None = None,
     ) -> None:
         self.strategy = strategy
         self.history = history
         self.classifier = classifier
+        # The fitted pool for minutes pmf.minute has not been fused for (a live day's).
+        self.fusion = fusion
+        self._pool = None if fusion is None else fusion.estimator()
         self.arrays: FeedArrays | None = None
         self.panel: Panel | None = None
         self.p_cal: FloatArray | None = None  # the classifier's P(up) where it was asked
@@ -177,6 +183,9 @@ class LiveFeatures:
         panel = build_panel(raw)
         e_n, _, k_n = panel.shape
         c = panel.cols
+        if self._pool is not None:
+            stored = c["p_fused_norm"]
+            c["p_fused_norm"] = np.where(np.isnan(stored), fuse_panel(self._pool, panel), stored)
         exists = np.broadcast_to((panel.tid_grid >= 0)[:, None, :], (e_n, T, k_n))
         bid, ask, source = executable_quotes(panel, cfg.signals.quote_max_age_min)
 

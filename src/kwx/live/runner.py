@@ -55,6 +55,7 @@ from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
 from kwx.live.stream import MarketStream
 from kwx.live.weather import LiveWeather
+from kwx.pmf.fusion import latest_config
 from kwx.registry import City, default_registry
 from kwx.sources.http import RetryPolicy, SourceError
 from kwx.sources.kalshi_auth import KalshiSigner
@@ -285,6 +286,14 @@ class LiveRun:
                 else SignalHistory.empty(1)
             )
             classifier = self._classifier(city)
+            fusion = latest_config(self.conn, city.key, mc_version)
+            if fusion is None:
+                log.warning(
+                    "%s: no fusion config for %s; minutes without a stored p_fused_norm trade "
+                    "on the fixed fallback pool (run kwx fusion fit)",
+                    city.key,
+                    mc_version,
+                )
             weather = (
                 LiveWeather(self.settings, city, mc_version, paths=self.settings.mc_paths)
                 if opts.weather == "live"
@@ -295,7 +304,9 @@ class LiveRun:
                 CityFeed(
                     market,
                     StoreReader(self.conn, market),
-                    LiveFeatures(self.strategy, history=history, classifier=classifier),
+                    LiveFeatures(
+                        self.strategy, history=history, classifier=classifier, fusion=fusion
+                    ),
                     weather,
                 )
             )
@@ -529,6 +540,10 @@ class LiveRun:
             out["reconcile"] = self.reconciled.as_dict()
         out["weather"] = {
             c.market.city: vars(c.weather.stats) for c in self.cities if c.weather is not None
+        }
+        out["fusion"] = {
+            c.market.city: None if c.features.fusion is None else c.features.fusion.version
+            for c in self.cities
         }
         return out
 

@@ -45,7 +45,14 @@ SAMPLE_EVERY_MIN = 10
 # property of the weather model that the training days can tell).
 P_FLOORS = (1e-4, 1e-3, 1e-2)
 
-__all__ = ["FusionConfig", "fit_fusion", "fusion_report", "load_config", "run_fusion"]
+__all__ = [
+    "FusionConfig",
+    "fit_fusion",
+    "fusion_report",
+    "latest_config",
+    "load_config",
+    "run_fusion",
+]
 
 
 @dataclass(frozen=True)
@@ -105,8 +112,8 @@ def save_config(conn: Conn, config: FusionConfig) -> None:
 def load_config(conn: Conn, city: str, version: str = "f1") -> FusionConfig:
     """The stored config; a clear error naming the fit command when there is none."""
     row = conn.execute(
-        "SELECT params, metrics, mc_version, train_from, train_to FROM model.fusion_config "
-        "WHERE city = %s AND version = %s",
+        "SELECT version, params, metrics, mc_version, train_from, train_to "
+        "FROM model.fusion_config WHERE city = %s AND version = %s",
         (city, version),
     ).fetchone()
     conn.commit()
@@ -115,7 +122,24 @@ def load_config(conn: Conn, city: str, version: str = "f1") -> FusionConfig:
             f"model.fusion_config has no version {version!r} for {city}: "
             f"run kwx fusion fit --city {city} first"
         )
-    params, metrics, mc_version, train_from, train_to = row
+    return _config_of(city, row)
+
+
+def latest_config(conn: Conn, city: str, mc_version: str) -> FusionConfig | None:
+    """The most recently fitted config of a city for a weather-model version, if any (what
+    the live loop pools with when pmf.minute has no p_fused_norm for the minute yet)."""
+    row = conn.execute(
+        "SELECT version, params, metrics, mc_version, train_from, train_to "
+        "FROM model.fusion_config WHERE city = %s AND mc_version = %s "
+        "ORDER BY fitted_at DESC, version LIMIT 1",
+        (city, mc_version),
+    ).fetchone()
+    conn.commit()
+    return None if row is None else _config_of(city, row)
+
+
+def _config_of(city: str, row: tuple[object, ...]) -> FusionConfig:
+    version, params, metrics, mc_version, train_from, train_to = row
     assert isinstance(params, dict) and isinstance(metrics, dict)
     if list(params.get("features", [])) != list(FEATURES):
         raise ValueError(
@@ -125,7 +149,7 @@ def load_config(conn: Conn, city: str, version: str = "f1") -> FusionConfig:
     assert isinstance(train_from, dt.date) and isinstance(train_to, dt.date)
     return FusionConfig(
         city=city,
-        version=version,
+        version=str(version),
         mc_version=str(mc_version),
         alpha=[float(a) for a in params["alpha"]],
         feature_mean=[float(a) for a in params["feature_mean"]],

@@ -139,6 +139,26 @@ def market_features(panel: EventPanel, p_mkt: FloatArray) -> pd.DataFrame:
       close_time, which the legacy ladders lack.
     All three use only minutes up to ts.
     """
+    elapsed = np.array(
+        [(t - panel.day_start).total_seconds() / 60.0 for t in panel.ts], dtype=np.float64
+    )
+    volume, volatility, to_close = market_feature_arrays(panel.volume_20m, p_mkt, elapsed)
+    return pd.DataFrame(
+        {
+            "ts": panel.ts,
+            "mkt_volume_20m": volume,
+            "mkt_volatility": volatility,
+            "minutes_to_close": to_close,
+        }
+    )
+
+
+def market_feature_arrays(
+    volume_20m: FloatArray, p_mkt: FloatArray, elapsed_min: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """`market_features` on plain arrays, for callers that hold the panel already (the live
+    loop): per-bracket 20-minute volume (T, K), p_mkt (T, K) and the minutes since the
+    climate day began (T,) → (mkt_volume_20m, mkt_volatility, minutes_to_close), each (T,)."""
     step = np.diff(np.nan_to_num(p_mkt), axis=0, prepend=np.nan_to_num(p_mkt[:1]))
     both = ~np.isnan(p_mkt)
     both[1:] &= ~np.isnan(p_mkt[:-1])
@@ -146,17 +166,8 @@ def market_features(panel: EventPanel, p_mkt: FloatArray) -> pd.DataFrame:
     mean_sq = (
         pd.Series(sq).rolling(VOLATILITY_WINDOW_MIN, min_periods=1).mean().to_numpy(np.float64)
     )
-    elapsed = np.array(
-        [(t - panel.day_start).total_seconds() / 60.0 for t in panel.ts], dtype=np.float64
-    )
-    return pd.DataFrame(
-        {
-            "ts": panel.ts,
-            "mkt_volume_20m": panel.volume_20m.sum(axis=1),
-            "mkt_volatility": np.sqrt(mean_sq),
-            "minutes_to_close": MINUTES_PER_DAY - elapsed,
-        }
-    )
+    volume: FloatArray = np.nan_to_num(volume_20m).sum(axis=1)
+    return volume, np.sqrt(mean_sq), MINUTES_PER_DAY - elapsed_min
 
 
 def event_market_frame(panel: EventPanel) -> pd.DataFrame:
