@@ -420,13 +420,23 @@ def weather_fit_params(
             "proxy's morning forecasts worse in Chicago 2024)."
         ),
     ] = False,
+    tmax_shift: Annotated[
+        bool,
+        typer.Option(
+            help="Then calibrate the whole model by hour of day: run it over the fit range "
+            "and fit one shift of the official-value pmf per hour (tens of seconds for "
+            "a city-year)."
+        ),
+    ] = True,
 ) -> None:
-    """Fit the residual AR(1) by lead from the anchor and the measurement model; store both."""
+    """Fit the residual AR(1) by lead from the anchor and the measurement model; store both,
+    then the calibration shift by hour (unless --no-tmax-shift)."""
     import numpy as np
 
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
+    from kwx.weather.calibration import HourShifts, fit_tmax_shift, store_tmax_shift
     from kwx.weather.fit import (
         fit_anchor_ar1,
         fit_diurnal_bias,
@@ -459,6 +469,21 @@ def weather_fit_params(
             store_offsets(conn, dist, first, last)
             for seasonal in fit_seasonal_offsets(pairs, target.key, obs_source):
                 store_offsets(conn, seasonal, first, last)
+            shifts: HourShifts | None = None
+            if tmax_shift:
+                with Progress(console=err, transient=True) as progress:
+                    task = progress.add_task("calibration by hour", total=len(pairs))
+                    shifts = fit_tmax_shift(
+                        conn,
+                        target,
+                        first,
+                        last,
+                        params_version=version,
+                        obs_source=obs_source,
+                        forecast_source=forecast_source,
+                        on_day=lambda _day: progress.advance(task),
+                    )
+            store_tmax_shift(conn, target, version, shifts, first, last)
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     table = Table(title=f"AR(1) residual params, {target.key} {obs_source} − {forecast_source}")
@@ -489,6 +514,16 @@ def weather_fit_params(
         f"{dist.n_days} days: mean {dist.mean:+.2f} °F, sd {dist.sd:.2f}, "
         f"5–95% [{dist.quantile(0.05):+d}, {dist.quantile(0.95):+d}]"
     )
+    if shifts is not None:
+        console.print(
+            f"calibration by hour over {shifts.n_days} days, shift °F (log-loss of the settled "
+            "value before → after): "
+            + "  ".join(
+                f"{h:02d}: {shifts.shift[h]:+.2f} ({shifts.log_loss_before[h]:.2f} → "
+                f"{shifts.log_loss_after[h]:.2f})"
+                for h in (0, 4, 8, 12, 16, 20)
+            )
+        )
 
 
 @weather_app.command("run-day")

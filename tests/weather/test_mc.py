@@ -300,3 +300,42 @@ def test_invalid_inputs_are_refused() -> None:
         run_day(flat[:100], flat, params, EXACT, LADDER, rng=rng())
     with pytest.raises(ValueError, match="gap"):
         run_day(flat, flat, params, EXACT, LADDER[:2] + LADDER[3:], rng=rng(), times=[0])
+
+
+def test_a_row_shift_moves_the_measurement_offset_row_by_row() -> None:
+    """Calibration by hour of day: whole degrees move the pmf, a fraction splits each degree's
+    mass between its two neighbours, and rows keep summing to one."""
+    obs = np.full(MINUTES_PER_DAY, 70.0)
+    obs[900] = 80.5  # running max rounds to 81 from 15:00 on
+    measurement = MeasurementModel(np.array([-1, 0, 1, 2]), np.array([0.05, 0.7, 0.2, 0.05]))
+    params = McParams.constant(0.995, 0.15)
+
+    def at_end(shifts: list[float]) -> DayResult:
+        return run_day(
+            np.full(1440, 70.0),
+            obs,
+            params,
+            measurement,
+            LADDER,
+            rng=rng(),
+            times=[1438, 1439],
+            row_shift=shifts,
+        )
+
+    plain = run_day(np.full(1440, 70.0), obs, params, measurement, LADDER, rng=rng(), times=[1439])
+    assert plain.pmf_at(0) == pytest.approx({80: 0.05, 81: 0.7, 82: 0.2, 83: 0.05}, abs=1e-12)
+    mixed = at_end([0.0, 1.0])
+    assert mixed.pmf_at(0) == pytest.approx(plain.pmf_at(0), abs=1e-12)
+    assert mixed.pmf_at(1) == pytest.approx({81: 0.05, 82: 0.7, 83: 0.2, 84: 0.05}, abs=1e-12)
+    half = at_end([0.5, -1.25])
+    assert half.pmf_at(0) == pytest.approx(
+        {80: 0.025, 81: 0.375, 82: 0.45, 83: 0.125, 84: 0.025}, abs=1e-12
+    )
+    # −1.25 = −2 + 0.75: a quarter of each degree's mass two below, three quarters one below.
+    assert half.pmf_at(1) == pytest.approx(
+        {78: 0.0125, 79: 0.0375 + 0.175, 80: 0.525 + 0.05, 81: 0.15 + 0.0125, 82: 0.0375},
+        abs=1e-12,
+    )
+    assert_rows_sum_to_one(half)
+    with pytest.raises(ValueError, match="row_shift"):
+        at_end([0.0])

@@ -196,3 +196,35 @@ def test_a_fitted_diurnal_bias_shifts_the_forecast(day: Conn) -> None:
     for minute, shift in ((780, 0.0), (840, 1.0), (900, 1.0), (960, 0.0)):
         expected = plain.baseline[noon][minute] + shift
         assert shifted.baseline[noon][minute] == pytest.approx(expected)
+
+
+def test_a_fitted_calibration_shift_reaches_the_engine(day: Conn) -> None:
+    from kwx.weather.calibration import HourShifts, store_tmax_shift
+    from kwx.weather.mc import run_day
+
+    assert load_day(day, CHICAGO, DAY).tmax_shift is None
+    fit = HourShifts(np.full(24, 1.0), np.full(24, 2.0), np.full(24, 1.9), 10)
+    store_tmax_shift(day, CHICAGO, "v1", fit, DAY, DAY)
+    inputs = load_day(day, CHICAGO, DAY)
+    assert inputs.tmax_shift is not None and np.all(inputs.tmax_shift == 1.0)
+    assert load_day(day, CHICAGO, DAY, calibrated=False).tmax_shift is None
+    # The stored pmf is the uncalibrated one moved up a whole degree.
+    run_city_day(day, CHICAGO, DAY, paths=500)
+    noon = START + dt.timedelta(hours=12)
+    q50 = day.execute("SELECT tmax_q50 FROM pmf.minute WHERE ts = %s LIMIT 1", (noon,)).fetchone()
+    assert q50 is not None
+    plain = load_day(day, CHICAGO, DAY, calibrated=False)
+    times = np.array([12 * 60])
+    base = run_day(
+        plain.baseline[times],
+        plain.obs,
+        plain.params,
+        plain.measurement,
+        plain.brackets,
+        paths=500,
+        rng=np.random.default_rng([0, DAY.toordinal(), sum(map(ord, "chicago"))]),
+        times=times,
+    )
+    assert float(str(q50[0])) == base.quantiles[0, 2] + 1
+    # Without brackets (days with no markets, for the fit) the inputs still load.
+    assert load_day(day, CHICAGO, DAY, brackets=False).brackets == []

@@ -21,6 +21,8 @@ import queue
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from kwx.backtest.loader import EventMeta
 from kwx.config import Settings
 from kwx.registry import City
@@ -116,6 +118,7 @@ class LiveWeather:
                     paths=self.paths,
                     rng=day_rng(self.seed, event.climate_date, self.city),
                     times=[t],
+                    row_shift=inputs.shift_at(np.array([t])),
                 )
                 frame = pmf_frame(inputs, result, self.mc_version)
                 with conn.transaction(), conn.cursor() as cur:

@@ -265,16 +265,39 @@ def _finish(
     brackets: Sequence[Bracket],
     hazards: tuple[FloatArray, FloatArray],
     paths: int,
+    row_shift: FloatArray | None = None,
 ) -> DayResult:
-    """Turn per-row counts of the official-before-offset value into the published figures."""
+    """Turn per-row counts of the official-before-offset value into the published figures.
+
+    ``row_shift`` (°F per row, fractional allowed) moves each row's measurement offset: the
+    calibration by hour of day (`kwx.weather.calibration`). A fraction f of a degree puts
+    (1 − f) of the mass on the whole-degree shift below it and f on the one above.
+    """
     off_lo, off_pmf = measurement.as_pmf()
     n_rows, width = counts.shape
-    raw = np.zeros((n_rows, width + off_pmf.size - 1))
     freq = counts / paths
-    for k, prob in enumerate(off_pmf):
-        if prob > 0:
-            raw[:, k : k + width] += prob * freq
-    lo = support_lo + off_lo
+    if row_shift is None:
+        raw = np.zeros((n_rows, width + off_pmf.size - 1))
+        for k, prob in enumerate(off_pmf):
+            if prob > 0:
+                raw[:, k : k + width] += prob * freq
+        lo = support_lo + off_lo
+    else:
+        shift = np.asarray(row_shift, dtype=np.float64).reshape(-1)
+        if shift.shape != (n_rows,) or not np.all(np.isfinite(shift)):
+            raise ValueError(f"row_shift needs {n_rows} finite values, got shape {shift.shape}")
+        whole = np.floor(shift).astype(np.int64)
+        frac = (shift - whole)[:, None]
+        w_lo = int(whole.min())
+        raw = np.zeros((n_rows, width + off_pmf.size + int(whole.max()) - w_lo))
+        for u in np.unique(whole):
+            rows = np.flatnonzero(whole == u)
+            for k, prob in enumerate(off_pmf):
+                if prob > 0:
+                    at = k + int(u) - w_lo
+                    raw[rows, at : at + width] += prob * (1.0 - frac[rows]) * freq[rows]
+                    raw[rows, at + 1 : at + 1 + width] += prob * frac[rows] * freq[rows]
+        lo = support_lo + off_lo + w_lo
     quanta = _quantize(raw)
     pmf = quanta / _QUANTUM
     p_bracket = _bracket_probs(quanta, lo, brackets)
@@ -399,13 +422,15 @@ def run_day(
     paths: int = 4000,
     rng: np.random.Generator,
     times: npt.ArrayLike | None = None,
+    row_shift: npt.ArrayLike | None = None,
 ) -> DayResult:
     """p per bracket, hazards and Tmax quantiles at each minute of one climate day.
 
     ``baseline`` is the expected temperature path (°F), either one for the day or one row per
     timestamp (the forecast-timeline baseline changes as forecasts are issued); ``obs`` is the
     minute grid of observations, NaN where there is none. Row i uses ``obs[:times[i] + 1]``
-    only. The brackets must tile the integers (``validate_ladder``).
+    only. The brackets must tile the integers (``validate_ladder``). ``row_shift`` (°F, one
+    per timestamp) moves the measurement offset row by row (see `_finish`).
     """
     if paths < 1:
         raise ValueError("paths must be at least 1")
@@ -426,7 +451,8 @@ def run_day(
     )
     counts, lo_k = _rounded_counts(path_max, seen, paths)
     hazards = (hits[0].sum(axis=0) / paths, hits[1].sum(axis=0) / paths)
-    return _finish(day, counts, lo_k, measurement, brackets, hazards, paths)
+    shift = None if row_shift is None else np.asarray(row_shift, dtype=np.float64)
+    return _finish(day, counts, lo_k, measurement, brackets, hazards, paths, shift)
 
 
 # The kernels below are plain Python over numpy arrays so that numba can compile them; each has

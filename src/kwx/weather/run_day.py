@@ -6,7 +6,8 @@ Inputs are assembled minute by minute so that row t uses only what existed at t:
 - the baseline at t is the latest forecast issued before t (the template — hold the last
   observation — when no forecast exists); today's error against it is the residual the
   Monte Carlo starts from and decays, so the baseline itself is not shifted by it;
-- the residual AR(1) parameters and the measurement model come from `kwx weather fit-params`.
+- the residual AR(1) parameters, the measurement model and the calibration shift by hour
+  (`kwx.weather.calibration`) come from `kwx weather fit-params`.
 Results are written to pmf.minute under an mc_version, one row per bracket and minute.
 """
 
@@ -24,6 +25,7 @@ from kwx.domain.climate_day import climate_day_window
 from kwx.registry import City
 from kwx.store.writers import PMF_WX
 from kwx.weather.baseline import MINUTES_PER_DAY, baseline_at, minute_grid, to_grid
+from kwx.weather.calibration import load_tmax_shift, shift_by_minute
 from kwx.weather.mc import DayResult, McParams, MeasurementModel, run_day
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -51,6 +53,13 @@ class DayInputs:
     baseline: np.ndarray  # (1440, 1440): row t is the path expected at t
     params: McParams
     measurement: MeasurementModel
+    # (1440,) calibration shift of the official-value pmf per minute (`kwx.weather.
+    # calibration`), None when the parameters were fitted without one.
+    tmax_shift: np.ndarray | None = None
+
+    def shift_at(self, times: np.ndarray) -> np.ndarray | None:
+        """The calibration shift at the given minutes, for ``run_day(row_shift=…)``."""
+        return None if self.tmax_shift is None else self.tmax_shift[times]
 
 
 def _one(conn: Conn, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -232,17 +241,23 @@ def load_day(
     obs_source: str | None = None,
     forecast_source: str = "vc",
     version: str = "v1",
+    brackets: bool = True,
+    calibrated: bool = True,
 ) -> DayInputs:
+    """Everything the engine needs for a city-day. ``brackets=False`` leaves the ladder out
+    (days without markets, e.g. when fitting the calibration); ``calibrated=False`` leaves
+    the calibration shift out (what that fit runs on)."""
     start, _ = climate_day_window(city.timezone, day)
-    event, tickers, brackets = load_brackets(conn, city, day)
+    event, tickers, ladder = load_brackets(conn, city, day) if brackets else ("", [], [])
     source, obs = load_observations(conn, city, start, obs_source)
+    shift = load_tmax_shift(conn, city, version) if calibrated else None
     return DayInputs(
         city,
         day,
         start,
         event,
         tickers,
-        brackets,
+        ladder,
         source,
         obs,
         mask_to_cadence(
@@ -254,6 +269,7 @@ def load_day(
         ),
         load_params(conn, city, version),
         load_measurement(conn, city, source, day.month),
+        None if shift is None else shift_by_minute(shift),
     )
 
 
@@ -317,6 +333,7 @@ def run_city_day(
         inputs.brackets,
         paths=paths,
         rng=rng,
+        row_shift=inputs.tmax_shift,
     )
     frame = pmf_frame(inputs, result, mc_version)
     with conn.transaction(), conn.cursor() as cur:

@@ -122,6 +122,7 @@ def _wx_samples(
         paths=paths,
         rng=day_rng(seed, day, city),
         times=times,
+        row_shift=inputs.shift_at(times),
     )
     support = result.support_lo + np.arange(result.pmf.shape[1])
     out = {}
