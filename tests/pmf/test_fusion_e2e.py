@@ -210,7 +210,7 @@ def test_the_live_fusion_equals_what_fusion_run_stored(fused: Conn) -> None:
 @needs_data()
 def test_live_features_fuse_the_minutes_the_store_has_not(fused: Conn) -> None:
     """With a fusion config, the live loop's feed carries p_fused_norm even where pmf.minute
-    has none yet, equal to what `kwx fusion run` would store; without one, it stays NaN."""
+    has none yet (nor p_mkt), equal to what `kwx fusion run` would store; without one, NaN."""
     from kwx.backtest.loader import load_raw
     from kwx.live.features import LiveFeatures
     from kwx.pmf.fusion import latest_config
@@ -221,13 +221,21 @@ def test_live_features_fuse_the_minutes_the_store_has_not(fused: Conn) -> None:
     chicago = default_registry().by_key("chicago")
     before = load_raw(fused, chicago, DAYS[3], DAYS[3], mc_version="v1")
     stored = LiveFeatures(ValueStrategy(StrategyConfig())).compute(before, {})
-    fused.execute("UPDATE pmf.minute SET p_fused_norm = NULL WHERE event_ticker = %s", (EVENTS[3],))
+    fused.execute(
+        "UPDATE pmf.minute SET p_fused_norm = NULL, p_mkt = NULL WHERE event_ticker = %s",
+        (EVENTS[3],),
+    )
     fused.commit()
     raw = load_raw(fused, chicago, DAYS[3], DAYS[3], mc_version="v1")
     plain = LiveFeatures(ValueStrategy(StrategyConfig())).compute(raw, {})
     assert np.isnan(plain.columns["p_fused_norm"]).all()
     config = latest_config(fused, "chicago", "v1")
     live = LiveFeatures(ValueStrategy(StrategyConfig()), fusion=config).compute(raw, {})
+    # The panel completes p_mkt from the quotes with the p_mkt pass's rules, so a store
+    # without it (a live day) pools the same numbers.
+    np.testing.assert_allclose(
+        live.columns["p_mkt"], stored.columns["p_mkt"], rtol=1e-12, equal_nan=True
+    )
     want, got = stored.columns["p_fused_norm"], live.columns["p_fused_norm"]
     has = ~np.isnan(want)
     assert has.sum() > 0.9 * (~np.isnan(stored.columns["p_mkt"])).sum()

@@ -3,9 +3,10 @@
 `kwx fusion run` pools a finished range from the store: p_mkt from `feat.minute_panel_base`
 (`kwx.pmf.market`), p_wx from the weather model, α from `model.fusion_config`. A live day's
 minutes are fused by nobody, so the live loop pools them itself from the panel it already
-holds — the backtest's arrays, whose row t carries only candles closed by t — with the same
-functions: `bracket_prices` and `implied_pmf` for p_mkt, `market_feature_arrays` for the
-weight's market features, and the stored config's `LogPool`. A test checks that this equals
+holds — the backtest's arrays, whose row t carries only candles closed by t, and whose p_mkt
+the panel completes with `kwx.pmf.market`'s own rules where the store has none — with the
+same functions: `market_feature_arrays` for the weight's market features and the stored
+config's `LogPool`. A test checks that this equals
 what `kwx fusion run` stored, minute for minute, on real days.
 """
 
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from kwx.backtest.loader import MINUTES_PER_DAY
 from kwx.backtest.panel import Panel
-from kwx.pmf.market import bracket_prices, implied_pmf, market_feature_arrays
+from kwx.pmf.market import market_feature_arrays
 from kwx.pmf.pool import LogPool
 
 __all__ = ["fuse_panel"]
@@ -35,11 +36,7 @@ def fuse_panel(model: LogPool, panel: Panel) -> FloatArray:
         real = np.flatnonzero(panel.tid_grid[e] >= 0)
         if real.size == 0:
             continue
-        p_mkt = implied_pmf(
-            bracket_prices(
-                c["yes_bid"][e][:, real], c["yes_ask"][e][:, real], c["last_price"][e][:, real]
-            )
-        )
+        p_mkt = c["p_mkt"][e][:, real]
         volume, volatility, to_close = market_feature_arrays(
             c["volume_20m"][e][:, real], p_mkt, elapsed
         )

@@ -14,8 +14,8 @@ How: for every settled day of the fit range the model is run at each whole local
 that maximises the mean log-probability of the settled value over hours h − 1, h and h + 1
 (a little smoothing: neighbouring hours have nearly the same error) is kept. Hours are those
 of the climate day (local standard time, minutes from its start). The engine applies s
-interpolated to the minute (`shift_by_minute`) through `run_day(row_shift=…)`. The
-fit range is the parameters' own, so a shift fitted there is used only on later days.
+interpolated to the minute (`shift_by_minute`) through `run_day(row_shift=…)`. The fit
+range is the parameters' own: like them, the shifts are out of sample only on later days.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ __all__ = [
     "SHIFT_GRID",
     "HourShifts",
     "fit_hour_shifts",
+    "fit_tmax_shift",
     "load_tmax_shift",
     "shift_by_minute",
     "shifted_probability",
