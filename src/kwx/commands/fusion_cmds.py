@@ -87,6 +87,26 @@ def _events_progress(
         yield hook
 
 
+@contextmanager
+def _events_job(
+    label: str, city: str, first: dt.date, last: dt.date, mc_version: str
+) -> Iterator[tuple[psycopg.Connection[tuple[object, ...]], Callable[[str, int], None]]]:
+    """The store migrated and opened for bulk work, a progress bar over the city's events,
+    and a store or input error turned into the command's clear failure."""
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    try:
+        migrate.upgrade()
+        with (
+            connect(bulk=True) as conn,
+            _events_progress(label, conn, city, first, last, mc_version) as hook,
+        ):
+            yield conn, hook
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
 def fusion_market(
     city: CityOpt,
     date_from: FromOpt,
@@ -96,27 +116,12 @@ def fusion_market(
 ) -> None:
     """p_mkt and the market features for every minute of the city's events in the range."""
     from kwx.pmf.market import write_p_mkt
-    from kwx.store import migrate
-    from kwx.store.engine import StoreError, connect
 
     key, first, last = _inputs(city, date_from, date_to)
-    try:
-        migrate.upgrade()
-        with (
-            connect(bulk=True) as conn,
-            _events_progress("p_mkt", conn, key, first, last, mc_version) as hook,
-        ):
-            rows = write_p_mkt(
-                conn,
-                key,
-                first,
-                last,
-                mc_version=mc_version,
-                only_missing=not force,
-                on_event=hook,
-            )
-    except (StoreError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    with _events_job("p_mkt", key, first, last, mc_version) as (conn, hook):
+        rows = write_p_mkt(
+            conn, key, first, last, mc_version=mc_version, only_missing=not force, on_event=hook
+        )
     console.print(f"{key}: p_mkt written to {rows:,} pmf.minute rows ({mc_version})")
 
 
@@ -131,28 +136,19 @@ def fusion_fit(
     """Fit the pool's weight α for a city on its training days; store it as --version."""
     from kwx.pmf.fusion import fit_fusion
     from kwx.pmf.pool import FEATURES
-    from kwx.store import migrate
-    from kwx.store.engine import StoreError, connect
 
     key, first, last = _inputs(city, date_from, date_to)
-    try:
-        migrate.upgrade()
-        with (
-            connect(bulk=True) as conn,
-            _events_progress("p_mkt", conn, key, first, last, mc_version) as hook,
-        ):
-            config = fit_fusion(
-                conn,
-                key,
-                first,
-                last,
-                mc_version=mc_version,
-                version=version,
-                every_min=every,
-                on_event=hook,
-            )
-    except (StoreError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    with _events_job("p_mkt", key, first, last, mc_version) as (conn, hook):
+        config = fit_fusion(
+            conn,
+            key,
+            first,
+            last,
+            mc_version=mc_version,
+            version=version,
+            every_min=every,
+            on_event=hook,
+        )
     m = config.metrics
     table = Table(title=f"fusion {key} {version}: fit on {first} → {last}")
     table.add_column("parameter")
@@ -185,28 +181,19 @@ def fusion_run(
 ) -> None:
     """Write w_mkt, p_fused and p_fused_norm to pmf.minute with a stored config."""
     from kwx.pmf.fusion import run_fusion
-    from kwx.store import migrate
-    from kwx.store.engine import StoreError, connect
 
     key, first, last = _inputs(city, date_from, date_to)
-    try:
-        migrate.upgrade()
-        with (
-            connect(bulk=True) as conn,
-            _events_progress("fusion", conn, key, first, last, mc_version) as hook,
-        ):
-            rows = run_fusion(
-                conn,
-                key,
-                first,
-                last,
-                mc_version=mc_version,
-                version=version,
-                refresh_market=refresh_market,
-                on_event=hook,
-            )
-    except (StoreError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+    with _events_job("fusion", key, first, last, mc_version) as (conn, hook):
+        rows = run_fusion(
+            conn,
+            key,
+            first,
+            last,
+            mc_version=mc_version,
+            version=version,
+            refresh_market=refresh_market,
+            on_event=hook,
+        )
     console.print(f"{key}: p_fused written to {rows:,} pmf.minute rows ({mc_version}, {version})")
 
 

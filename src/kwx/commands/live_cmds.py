@@ -249,6 +249,7 @@ def run_cmd(
     from kwx.registry import RegistryError, default_registry
     from kwx.sources.http import SourceError
     from kwx.sources.kalshi_rest import KalshiRest
+    from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
 
     if mode not in ("paper", "live"):
@@ -323,6 +324,7 @@ def run_cmd(
         console.print(f"[dim]{t.isoformat()}[/] step done", highlight=False)
 
     try:
+        migrate.upgrade(settings)  # the live tables (0011) and everything before them
         with connect(settings) as conn:
             run = LiveRun(
                 conn,

@@ -44,7 +44,7 @@ from kwx.engine.ports import (
 )
 from kwx.strategy.risk import RiskManager
 
-__all__ = ["Agent", "AgentStats"]
+__all__ = ["Agent", "AgentStats", "bracket_payload", "intent_payload"]
 
 FillContext = Callable[[Fill], tuple[float | None, float | None]]
 
@@ -69,7 +69,8 @@ class AgentStats:
         }
 
 
-def _bracket_payload(b: BracketView) -> dict[str, Any]:
+def bracket_payload(b: BracketView) -> dict[str, Any]:
+    """What a decision row records of a bracket (the backtest's and the live loop's alike)."""
     return {
         "yes_bid": b.yes_bid,
         "yes_ask": b.yes_ask,
@@ -87,11 +88,13 @@ def _bracket_payload(b: BracketView) -> dict[str, Any]:
     }
 
 
-def _intent_payload(intent: Intent) -> dict[str, Any]:
+def intent_payload(intent: Intent) -> dict[str, Any]:
+    """What a decision row records of an intent (the backtest's and the live loop's alike)."""
     if isinstance(intent, PlaceLimit):
         return {
             "intent": "limit",
             "execution": "maker",
+            "ticker": intent.ticker,
             "side": intent.side,
             "action": intent.action,
             "price": intent.price,
@@ -102,6 +105,7 @@ def _intent_payload(intent: Intent) -> dict[str, Any]:
         return {
             "intent": "taker",
             "execution": "taker",
+            "ticker": intent.ticker,
             "side": intent.side,
             "action": intent.action,
             "price": intent.limit,
@@ -265,13 +269,13 @@ class Agent:
             order = self._order(intent.order_id) if isinstance(intent, Cancel | Amend) else None
             ticker = order.ticker if order is not None else ""
         payload: dict[str, Any] = {
-            **_intent_payload(intent),
+            **intent_payload(intent),
             "outcome": outcome,
             "event_ticker": snap.event_ticker,
             "minutes_to_close": snap.minutes_to_close,
         }
         try:
-            payload["bracket"] = _bracket_payload(snap.bracket(ticker))
+            payload["bracket"] = bracket_payload(snap.bracket(ticker))
         except KeyError:
             payload["bracket"] = None
         self.journal.decision(snap.ts, ticker, payload)

@@ -19,62 +19,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kwx.engine.agent import bracket_payload, intent_payload
 from kwx.engine.journal import Conn, Journal
 from kwx.engine.ports import (
     AccountView,
-    Amend,
-    BracketView,
-    Cancel,
     EventSnapshot,
     Intent,
     Order,
-    PlaceLimit,
-    PlaceTaker,
     Strategy,
 )
 
-__all__ = ["LiveJournal", "LoggedStrategy", "bracket_record", "intent_record"]
-
-
-def bracket_record(b: BracketView) -> dict[str, Any]:
-    return {
-        "yes_bid": b.yes_bid,
-        "yes_ask": b.yes_ask,
-        "quote_source": b.quote_source,
-        "p": b.p,
-        "p_mkt": b.p_mkt,
-        "p_wx": b.p_wx,
-        "p_fused_norm": b.p_fused_norm,
-        "hazard_next_5m": b.hazard_next_5m,
-        "hazard_next_60m": b.hazard_next_60m,
-        "signal": b.signal,
-        "volume_20m": b.volume_20m,
-        "minutes_to_close": b.minutes_to_close,
-        "features": dict(b.features),
-    }
-
-
-def intent_record(intent: Intent) -> dict[str, Any]:
-    if isinstance(intent, PlaceLimit | PlaceTaker):
-        return {
-            "intent": "limit" if isinstance(intent, PlaceLimit) else "taker",
-            "ticker": intent.ticker,
-            "side": intent.side,
-            "action": intent.action,
-            "price": intent.price if isinstance(intent, PlaceLimit) else intent.limit,
-            "count": intent.count,
-            "reason": intent.reason,
-        }
-    if isinstance(intent, Amend):
-        return {
-            "intent": "amend",
-            "order_id": intent.order_id,
-            "price": intent.price,
-            "count": intent.count,
-            "reason": intent.reason,
-        }
-    assert isinstance(intent, Cancel)
-    return {"intent": "cancel", "order_id": intent.order_id, "reason": intent.reason}
+__all__ = ["LiveJournal", "LoggedStrategy"]
 
 
 class LoggedStrategy:
@@ -124,8 +79,8 @@ class LoggedStrategy:
                     if t in snapshot.tickers and p.yes_count != 0
                 },
                 "resting": [_resting(o) for o in account.resting],
-                "brackets": {b.ticker: bracket_record(b) for b in snapshot.brackets},
-                "intents": [intent_record(i) for i in intents],
+                "brackets": {b.ticker: bracket_payload(b) for b in snapshot.brackets},
+                "intents": [intent_payload(i) for i in intents],
                 **(self.extra(snapshot) if self.extra is not None else {}),
             },
         )

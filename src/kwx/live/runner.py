@@ -50,7 +50,6 @@ from kwx.live.market_data import LiveMarketData
 from kwx.live.order_ledger import OrderLedger
 from kwx.live.paper import paper_venue
 from kwx.live.reconcile import ReconcileReport, reconcile
-from kwx.live.schema import ensure_live_schema
 from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
 from kwx.live.stream import MarketStream
@@ -249,7 +248,6 @@ class LiveRun:
             yield conn
 
     def _open_run(self) -> None:
-        ensure_live_schema(self.conn)
         row = self.conn.execute(
             "INSERT INTO exec.live_runs (mode, cities, exchange, params) VALUES (%s, %s, %s, %s) "
             "RETURNING run_id",
