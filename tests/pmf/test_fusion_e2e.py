@@ -134,6 +134,21 @@ def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
     assert set(table["hour"]) <= {*(f"{h:02d}" for h in HOURS), "all"}
     assert (table["n_events"] == 1).all()
     assert table[["log_loss", "brier", "rps", "ece"]].notna().all().all()
+    # p_fused's gain over p_mkt is the difference of their log-losses, inside its interval;
+    # the other models carry none.
+    wide_ll = table.pivot(index="hour", columns="model", values="log_loss")
+    fused_rows = table[table["model"] == "p_fused_norm"].set_index("hour")
+    np.testing.assert_allclose(
+        fused_rows["gain_vs_mkt"],
+        (wide_ll["p_mkt"] - wide_ll["p_fused_norm"]).loc[fused_rows.index],
+        atol=1e-12,
+    )
+    assert (fused_rows["gain_lo"] <= fused_rows["gain_vs_mkt"] + 1e-12).all()
+    assert (fused_rows["gain_vs_mkt"] <= fused_rows["gain_hi"] + 1e-12).all()
+    others = table[table["model"] != "p_fused_norm"]
+    assert others[["gain_vs_mkt", "gain_lo", "gain_hi"]].isna().all().all()
+    assert set(last["verdict_vs_mkt"]) == set(last["logloss_margin_vs_mkt"])
+    assert set(last["verdict_vs_mkt"].values()) <= {"ahead", "tie", "behind"}
     # The in-sample ceiling: a weight in [0, 1] per hour that never scores worse than the
     # market alone (w = 1 is p_mkt exactly and is among the candidates).
     ceiling = fusion_report(fused, "chicago", DAYS[3], DAYS[3], ceiling=True)

@@ -13,8 +13,10 @@ from kwx.pmf.metrics import (
     ece,
     log_loss_winner,
     mean_bracket_brier,
+    paired_gain_interval,
     reliability_curve,
     rps,
+    winner_losses,
 )
 
 
@@ -80,6 +82,59 @@ def test_log_loss_winner_by_hand() -> None:
     assert log_loss_winner(pmf, [1, 2]) == pytest.approx(-(math.log(0.5) + math.log(0.9)) / 2)
     # A ruled-out winner is clipped at eps: −(log 0.2 + log 1e-6)/2
     assert log_loss_winner(pmf, [0, 0]) == pytest.approx(-(math.log(0.2) + math.log(1e-6)) / 2)
+
+
+def test_winner_losses_by_hand() -> None:
+    pmf = [np.array([0.2, 0.5, 0.3]), np.array([0.0, 0.1, 0.6, 0.3])]
+    np.testing.assert_allclose(winner_losses(pmf, [1, 0]), [-math.log(0.5), -math.log(1e-6)])
+
+
+def test_paired_gain_interval_by_hand() -> None:
+    # Group a: two rows 1 lower for the new model; group b: one row 1 higher. Point estimate:
+    # (1 + 1 − 1)/3. Resamples of two groups: {a,a} → 1, {b,b} → −1, {a,b} → 1/3; {b,b} has
+    # probability 1/4, so the 95% percentile interval is exactly [−1, 1].
+    ref = np.array([2.0, 2.0, 1.0])
+    new = np.array([1.0, 1.0, 2.0])
+    gain, lo, hi = paired_gain_interval(ref, new, ["a", "a", "b"])
+    assert gain == pytest.approx(1 / 3)
+    assert (lo, hi) == (pytest.approx(-1.0), pytest.approx(1.0))
+    # Identical losses tie exactly; a constant shift is known exactly.
+    assert paired_gain_interval(ref, ref, ["a", "a", "b"]) == (0.0, 0.0, 0.0)
+    assert paired_gain_interval(ref, ref - 0.25, ["a", "a", "b"]) == pytest.approx(
+        (0.25, 0.25, 0.25)
+    )
+    # One group: nothing to resample, the interval is the point.
+    assert paired_gain_interval([1.0, 2.0], [0.5, 1.0], [7, 7]) == pytest.approx((0.75,) * 3)
+
+
+def test_paired_gain_interval_resamples_whole_events() -> None:
+    # 30 events of 8 identical hours each: the information is 30 draws, not 240. Treating
+    # every row as its own event makes the interval about √8 times too narrow.
+    rng = np.random.default_rng(3)
+    per_event = rng.normal(0.01, 0.05, 30)
+    diff = np.repeat(per_event, 8)
+    ref = np.full(diff.size, 1.0)
+    events = np.repeat(np.arange(30), 8)
+    gain, lo, hi = paired_gain_interval(ref, ref - diff, events)
+    _, lo_rows, hi_rows = paired_gain_interval(ref, ref - diff, np.arange(diff.size))
+    assert lo < gain < hi
+    assert gain == pytest.approx(per_event.mean())
+    assert (hi - lo) / (hi_rows - lo_rows) == pytest.approx(np.sqrt(8), rel=0.25)
+    # Deterministic for a seed; another seed moves the ends only a little.
+    assert paired_gain_interval(ref, ref - diff, events) == (gain, lo, hi)
+    other = paired_gain_interval(ref, ref - diff, events, seed=1)
+    assert other[1] == pytest.approx(lo, abs=0.005) and other[2] == pytest.approx(hi, abs=0.005)
+
+
+def test_paired_gain_interval_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="sizes differ"):
+        paired_gain_interval([1.0, 2.0], [1.0], [0, 1])
+    with pytest.raises(ValueError, match="no losses"):
+        paired_gain_interval([], [], [])
+    with pytest.raises(ValueError, match="finite"):
+        paired_gain_interval([1.0, np.inf], [1.0, 1.0], [0, 1])
+    with pytest.raises(ValueError, match="level"):
+        paired_gain_interval([1.0, 2.0], [1.0, 1.0], [0, 1], level=1.0)
 
 
 def test_mean_bracket_brier_by_hand() -> None:

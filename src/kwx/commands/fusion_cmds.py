@@ -199,7 +199,8 @@ def fusion_run(
 
 def _report_table(frame: pd.DataFrame, title: str) -> Table:
     table = Table(title=title)
-    for col in ("hour", "model", "log-loss", "Brier", "RPS/(K−1)", "ECE", "events"):
+    cols = ("hour", "model", "log-loss", "Brier", "RPS/(K−1)", "ECE", "events", GAIN_HEADER)
+    for col in cols:
         table.add_column(col, justify="left" if col in ("hour", "model") else "right")
     for hour, group in frame.groupby("hour", sort=False):
         # The ceiling is chosen on these very days: never the winner of a held-out comparison.
@@ -217,9 +218,31 @@ def _report_table(frame: pd.DataFrame, title: str) -> Table:
                 f"{row['rps']:.4f}",
                 f"{row['ece']:.4f}",
                 str(row["n_events"]),
+                _gain_cell(row),
             )
         table.add_section()
     return table
+
+
+GAIN_HEADER = "vs p_mkt (95% CI)"
+
+
+def _gain_cell(row: pd.Series) -> str:
+    """p_fused's log-loss gain over p_mkt and its event-bootstrap interval; blank elsewhere."""
+    if math.isnan(row["gain_vs_mkt"]):
+        return ""
+    return f"{row['gain_vs_mkt']:+.4f} [{row['gain_lo']:+.4f}, {row['gain_hi']:+.4f}]"
+
+
+def _verdicts(frame: pd.DataFrame) -> dict[str, str]:
+    """Per hour, what the interval of p_fused's gain over p_mkt says: "ahead" (wholly above
+    0), "behind" (wholly below) or "tie" (it spans 0: the margin could be chance)."""
+    fused = frame[(frame["model"] == "p_fused_norm") & (frame["hour"] != "all")]
+    out: dict[str, str] = {}
+    for _, row in fused.iterrows():
+        lo, hi = float(row["gain_lo"]), float(row["gain_hi"])
+        out[str(row["hour"])] = "ahead" if lo > 0 else "behind" if hi < 0 else "tie"
+    return out
 
 
 def _summary(frame: pd.DataFrame) -> dict[str, object]:
@@ -233,6 +256,11 @@ def _summary(frame: pd.DataFrame) -> dict[str, object]:
     summary: dict[str, object] = {
         "logloss_margin_vs_mkt": margin,
         "beats_mkt_every_hour": all(v > 0 for v in margin.values()),
+        "gain_ci_vs_mkt": {
+            str(r["hour"]): [float(r["gain_lo"]), float(r["gain_hi"])]
+            for _, r in frame[frame["model"] == "p_fused_norm"].iterrows()
+        },
+        "verdict_vs_mkt": _verdicts(frame),
         "ece_fused_all": ece_all,
         "ece_ok": ece_all <= 0.02,
     }
@@ -285,6 +313,15 @@ def fusion_report_cmd(
         f"p_fused beats p_mkt at every hour: {summary['beats_mkt_every_hour']} "
         f"(worst margin {worst:+.4f}); ECE of p_fused over all hours "
         f"{summary['ece_fused_all']:.4f} (target ≤ 0.02)"
+    )
+    verdicts = summary["verdict_vs_mkt"]
+    assert isinstance(verdicts, dict)
+    tally = {
+        v: sorted(h for h, x in verdicts.items() if x == v) for v in ("ahead", "tie", "behind")
+    }
+    console.print(
+        "by the 95% interval of the gain (events resampled): "
+        + "; ".join(f"{v} at {', '.join(hs) or '—'}" for v, hs in tally.items())
     )
     if as_json:
         records = json.loads(frame.to_json(orient="records"))

@@ -13,6 +13,11 @@ in-sample, so it is not a forecast: it is what the best single weight for that h
 have scored, a yardstick for the fitted weight model (which varies w by row, so it can land
 a little above or below it). A ceiling at w_mkt = 1 says that, on these days and at that
 hour, p_wx on average adds nothing to the market.
+
+p_fused_norm's rows also carry its log-loss gain over p_mkt (p_mkt's minus its own; positive
+is ahead) with a 95% bootstrap interval that resamples whole events (`paired_gain_interval`):
+with 40–80 held-out days a margin of a few thousandths can be chance, and the interval says
+whether it is. The "all" row resamples each event with all its hours.
 """
 
 from __future__ import annotations
@@ -25,16 +30,29 @@ import psycopg
 
 from kwx.domain.climate_day import climate_day_window
 from kwx.pmf.frames import Sample, assemble, complete, load_ladders, read_minutes
-from kwx.pmf.metrics import ece, log_loss_winner, mean_bracket_brier, rps
+from kwx.pmf.metrics import ece, mean_bracket_brier, paired_gain_interval, rps, winner_losses
 from kwx.pmf.pool import pool
 from kwx.registry import default_registry
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
 HOURS = (0, 4, 8, 10, 12, 14, 16, 20)
-MODELS = ("p_fused_norm", "p_mkt", "p_wx")
 CEILING = "ceiling"
-COLUMNS = ["hour", "model", "log_loss", "brier", "rps", "ece", "n_events", "w_mkt"]
+FUSED = "p_fused_norm"
+MODELS = (FUSED, "p_mkt", "p_wx")
+COLUMNS = [
+    "hour",
+    "model",
+    "log_loss",
+    "brier",
+    "rps",
+    "ece",
+    "n_events",
+    "w_mkt",
+    "gain_vs_mkt",
+    "gain_lo",
+    "gain_hi",
+]
 CEILING_WEIGHTS = np.linspace(0.0, 1.0, 101)
 CEILING_FLOORS = (1e-4, 1e-3, 1e-2)
 
@@ -65,8 +83,12 @@ def _ceiling(sample: Sample) -> tuple[float, np.ndarray]:
     for floor in CEILING_FLOORS:
         for w in CEILING_WEIGHTS:
             _, norm = pool(sample.p_mkt, sample.p_wx, np.full(len(sample), w), floor)
-            loss = log_loss_winner(
-                [row[:k] for row, k in zip(norm, sizes, strict=True)], sample.winner
+            loss = float(
+                np.mean(
+                    winner_losses(
+                        [row[:k] for row, k in zip(norm, sizes, strict=True)], sample.winner
+                    )
+                )
             )
             if best is None or loss < best[0]:
                 best = (loss, float(w), norm)
@@ -79,23 +101,35 @@ def _score(
 ) -> list[dict[str, object]]:
     records: list[dict[str, object]] = []
     sizes = [len(t) for t in sample.tickers]
+    outcome = np.concatenate(
+        [np.arange(k) == w for k, w in zip(sizes, sample.winner, strict=True)]
+    ).astype(np.float64)
+    mkt_losses = winner_losses(
+        [row[:k] for row, k in zip(sample.p_mkt, sizes, strict=True)], sample.winner
+    )
     for model in models:
         grid = sample.extra[model] if model in sample.extra else getattr(sample, model)
         pmfs = [row[:k] for row, k in zip(grid, sizes, strict=True)]
-        flat = np.concatenate(pmfs)
-        outcome = np.concatenate(
-            [np.arange(k) == w for k, w in zip(sizes, sample.winner, strict=True)]
-        ).astype(np.float64)
+        losses = winner_losses(pmfs, sample.winner)
+        # Only the held-out pool gets the paired interval: it is the target's comparison.
+        gain = (
+            paired_gain_interval(mkt_losses, losses, sample.event)
+            if model == FUSED
+            else (np.nan, np.nan, np.nan)
+        )
         records.append(
             {
                 "hour": label,
                 "model": model,
-                "log_loss": log_loss_winner(pmfs, sample.winner),
+                "log_loss": float(np.mean(losses)),
                 "brier": mean_bracket_brier(pmfs, sample.winner),
                 "rps": rps(pmfs, sample.winner),
-                "ece": ece(np.clip(flat, 0.0, 1.0), outcome, 10),
+                "ece": ece(np.clip(np.concatenate(pmfs), 0.0, 1.0), outcome, 10),
                 "n_events": len(set(sample.event)),
                 "w_mkt": w_mkt if model == CEILING else np.nan,
+                "gain_vs_mkt": gain[0],
+                "gain_lo": gain[1],
+                "gain_hi": gain[2],
             }
         )
     return records
@@ -120,12 +154,10 @@ def fusion_report(
     times = sorted({s + dt.timedelta(hours=h) for s in starts.values() for h in hours})
     if not times:
         raise ValueError(f"no {city} events with pmf.minute rows in {date_from} → {date_to}")
-    frame = read_minutes(
-        conn, city, date_from, date_to, mc_version, times=times, extra=("p_fused_norm",)
-    )
+    frame = read_minutes(conn, city, date_from, date_to, mc_version, times=times, extra=(FUSED,))
     ladders = load_ladders(conn, sorted(set(frame["event_ticker"])))
-    sample = assemble(frame, ladders, extra=("p_fused_norm",))
-    sample = sample.take(complete(sample, columns=("p_fused_norm",)) & (sample.winner >= 0))
+    sample = assemble(frame, ladders, extra=(FUSED,))
+    sample = sample.take(complete(sample, columns=(FUSED,)) & (sample.winner >= 0))
     if len(sample) == 0:
         raise ValueError(
             f"no scored event-hours for {city} {date_from} → {date_to}: p_fused_norm is "
