@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from kwx.cli import app
 from kwx.config import Settings, get_settings
-from kwx.pmf.fusion import fit_fusion, load_config, run_fusion
+from kwx.pmf.fusion import WALK_GAP_DAYS, fit_fusion, load_config, run_fusion, walk_forward
 from kwx.pmf.report import CEILING, HOURS, MODELS, fusion_report
 from kwx.store.engine import _embedded_server_url
 from tests.conftest import DATA, needs_data
@@ -176,6 +176,51 @@ def test_fit_run_report_on_real_days(fused: Conn, tmp_path: Path) -> None:
     after = pd.DataFrame(rerun, columns=["event", "ts", "norm"]).groupby(["event", "ts"])["norm"]
     assert len(rerun) == len(has)
     np.testing.assert_allclose(after.sum().to_numpy(), before.to_numpy(), atol=1e-9)
+
+
+def _fused_norm(conn: Conn, event: str) -> pd.Series:
+    rows = conn.execute(
+        "SELECT ticker, ts, p_fused_norm FROM pmf.minute WHERE mc_version = 'v1' "
+        "AND event_ticker = %s AND p_fused_norm IS NOT NULL",
+        (event,),
+    ).fetchall()
+    conn.commit()
+    frame = pd.DataFrame(rows, columns=["ticker", "ts", "norm"])
+    return frame.set_index(["ticker", "ts"])["norm"].sort_index().astype(float)
+
+
+@needs_data()
+def test_walk_forward_fuses_each_fold_with_a_pool_fitted_on_its_past_only(fused: Conn) -> None:
+    untouched = {e: _fused_norm(fused, e) for e in EVENTS[:2]}
+    out = _ok(["fusion", "walk", "--city", "chicago", "--from", str(DAYS[0]), "--to",
+               str(DAYS[3]), "--test-from", str(DAYS[2]), "--step-days", "1"])  # fmt: skip
+    assert f"kwx fusion report --city chicago --from {DAYS[2]} --to {DAYS[3]}" in out
+    # One config per fold, each trained on the days before it less the gap day.
+    for day in DAYS[2:]:
+        config = load_config(fused, "chicago", f"walk@{day}")
+        assert config.train_from == DAYS[0]
+        assert config.train_to == day - dt.timedelta(days=1 + WALK_GAP_DAYS)
+    # The last fold's pool is exactly a pool fitted on its past alone, applied to its day.
+    walked = _fused_norm(fused, EVENTS[3])
+    past = fit_fusion(fused, "chicago", DAYS[0], DAYS[1], version="past-only")
+    np.testing.assert_allclose(
+        load_config(fused, "chicago", f"walk@{DAYS[3]}").alpha, past.alpha, rtol=1e-6, atol=1e-9
+    )
+    run_fusion(fused, "chicago", DAYS[3], DAYS[3], version="past-only")
+    pd.testing.assert_series_equal(_fused_norm(fused, EVENTS[3]), walked, rtol=1e-9)
+    # …which is not what the pool fitted on all of the first three days gave.
+    run_fusion(fused, "chicago", DAYS[3], DAYS[3], version="f1")
+    assert not np.allclose(_fused_norm(fused, EVENTS[3]).to_numpy(), walked.to_numpy())
+    # Days before the first fold keep what was there.
+    for event, before in untouched.items():
+        pd.testing.assert_series_equal(_fused_norm(fused, event), before)
+    # Folds without training days, or an empty walk, are clear errors.
+    with pytest.raises(ValueError, match="no training days"):
+        walk_forward(fused, "chicago", DAYS[0], DAYS[3], DAYS[1])
+    with pytest.raises(ValueError, match="test-from"):
+        walk_forward(fused, "chicago", DAYS[2], DAYS[3], DAYS[2])
+    with pytest.raises(ValueError, match="step_days"):
+        walk_forward(fused, "chicago", DAYS[0], DAYS[3], DAYS[2], step_days=0)
 
 
 @needs_data()

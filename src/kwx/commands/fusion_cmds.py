@@ -1,4 +1,4 @@
-"""`kwx fusion market | fit | run | report` (issue 5): p_mkt and its fusion with p_wx."""
+"""`kwx fusion market | fit | run | walk | report` (issue 5): p_mkt and its fusion with p_wx."""
 
 from __future__ import annotations
 
@@ -58,6 +58,18 @@ def _inputs(city: str, date_from: str, date_to: str) -> tuple[str, dt.date, dt.d
     return key, first, last
 
 
+def _bar(label: str) -> Progress:
+    """The fusion commands' progress bar, on stderr so stdout keeps only results."""
+    return Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+    )
+
+
 @contextmanager
 def _events_progress(
     label: str,
@@ -71,14 +83,7 @@ def _events_progress(
     from kwx.pmf.market import events_in_range
 
     total = len(events_in_range(conn, city, first, last, mc_version))
-    with Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-    ) as progress:
+    with _bar(label) as progress:
         task = progress.add_task("", total=total)
 
         def hook(event: str, rows: int) -> None:
@@ -195,6 +200,78 @@ def fusion_run(
             on_event=hook,
         )
     console.print(f"{key}: p_fused written to {rows:,} pmf.minute rows ({mc_version}, {version})")
+
+
+def fusion_walk(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    test_from: Annotated[
+        str, typer.Option("--test-from", help="First day scored out of sample (YYYY-MM-DD).")
+    ],
+    mc_version: McOpt = "v1",
+    version: Annotated[
+        str, typer.Option("--version", help="Configs are stored as VERSION@FOLD-START.")
+    ] = "walk",
+    step_days: Annotated[int, typer.Option("--step-days", min=1, help="Days per fold.")] = 30,
+    every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+) -> None:
+    """Walk forward: refit the pool on every day before each fold, then fuse the fold.
+
+    Every day from --test-from on is then fused by a pool that knew only its past, so
+    `kwx fusion report --from TEST-FROM` scores several times more held-out days than one
+    split leaves. The fold's day before is left out of its training (its official high is
+    published only that morning). The last fold's config is the newest, so it is the one
+    `kwx run` pools with afterwards.
+    """
+    from kwx.pmf.fusion import Fold, walk_forward
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        start = dt.date.fromisoformat(test_from)
+    except ValueError:
+        raise _fail(f"--test-from must be a date like 2024-10-01: {test_from!r}") from None
+    n_folds = math.ceil(((last - start).days + 1) / step_days) if start <= last else 0
+    table = Table(title=f"fusion {key} walk-forward, {step_days}-day folds ({mc_version})")
+    for col in ("fold", "trained on", "α (intercept, features)", "w_mkt median", "rows"):
+        table.add_column(col, justify="right" if col == "rows" else "left")
+    try:
+        migrate.upgrade()
+        with connect(bulk=True) as conn, _bar("walk-forward") as progress:
+            task = progress.add_task("", total=n_folds)
+
+            def on_fold(fold: Fold) -> None:
+                c = fold.config
+                table.add_row(
+                    f"{fold.first} → {fold.last}",
+                    f"{c.train_from} → {c.train_to}",
+                    " ".join(f"{a:+.2f}" for a in c.alpha),
+                    f"{c.metrics['w_mkt_quantiles'][2]:.3f}",
+                    f"{fold.rows:,}",
+                )
+                progress.update(task, advance=1, description=f"fold {fold.first}")
+
+            walk_forward(
+                conn,
+                key,
+                first,
+                last,
+                start,
+                step_days=step_days,
+                mc_version=mc_version,
+                version=version,
+                every_min=every,
+                on_fold=on_fold,
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    console.print(table)
+    console.print(
+        f"score it: kwx fusion report --city {key} --from {start} --to {last} "
+        f"--mc-version {mc_version}"
+    )
 
 
 def _report_table(frame: pd.DataFrame, title: str) -> Table:
@@ -338,5 +415,6 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     fusion_app.command("market")(fusion_market)
     fusion_app.command("fit")(fusion_fit)
     fusion_app.command("run")(fusion_run)
+    fusion_app.command("walk")(fusion_walk)
     fusion_app.command("report")(fusion_report_cmd)
     app.add_typer(fusion_app, name="fusion")

@@ -5,6 +5,9 @@
   the config in model.fusion_config under a version name;
 - `run_fusion` applies a stored config to every minute of a range and writes w_mkt, p_fused
   (the pooled, unnormalised product) and p_fused_norm (summing to 1 per event and minute);
+- `walk_forward` does both fold by fold (fit on every day before the fold, apply to the
+  fold), so that every day from the first fold on is scored out of sample by a pool that
+  only knew its past: a held-out sample several times larger than one split's;
 - `fusion_report` (in `kwx.pmf.report`) scores the stored columns on held-out days.
 Every input of the row at t is a value known at t (p_wx from the weather model's row at t,
 p_mkt and the market features from candles closed by t), so p_fused has no look-ahead
@@ -44,6 +47,10 @@ SAMPLE_EVERY_MIN = 10
 # (p_wx is exactly 0 on ruled-out brackets, and how hard the pool believes such a zero is a
 # property of the weather model that the training days can tell).
 P_FLOORS = (1e-4, 1e-3, 1e-2)
+# Days left out between a walk-forward fold's training days and the fold: the official high of
+# the day before the fold is published in the fold's first morning (the CLI report), after
+# the fold's first minutes were pooled, so that day cannot be a training day yet.
+WALK_GAP_DAYS = 1
 
 __all__ = [
     "FusionConfig",
@@ -52,6 +59,7 @@ __all__ = [
     "latest_config",
     "load_config",
     "run_fusion",
+    "walk_forward",
 ]
 
 
@@ -343,3 +351,69 @@ def run_fusion(
         if on_event is not None:
             on_event(event, n)
     return total
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward step: the config fitted on train_from..train_to, applied to the
+    fold's days first..last (`rows` pmf.minute rows written)."""
+
+    first: dt.date
+    last: dt.date
+    config: FusionConfig
+    rows: int
+
+
+def walk_forward(
+    conn: Conn,
+    city: str,
+    date_from: dt.date,
+    date_to: dt.date,
+    test_from: dt.date,
+    *,
+    step_days: int = 30,
+    mc_version: str = "v1",
+    version: str = "walk",
+    every_min: int = SAMPLE_EVERY_MIN,
+    on_fold: Callable[[Fold], None] | None = None,
+) -> list[Fold]:
+    """Refit and apply the pool fold by fold over test_from..date_to.
+
+    Fold i covers `step_days` days from test_from + i·step_days; its config is fitted on
+    date_from .. (fold start − 1 − WALK_GAP_DAYS) — an expanding window — and stored as
+    "{version}@{fold start}". Afterwards p_fused_norm over test_from..date_to is entirely
+    out of sample, and `kwx fusion report` over that range scores it.
+    """
+    if step_days < 1:
+        raise ValueError(f"step_days must be at least 1, got {step_days}")
+    if not date_from < test_from <= date_to:
+        raise ValueError(
+            f"need from < test-from ≤ to, got {date_from}, {test_from}, {date_to}: "
+            "the first fold needs training days before it"
+        )
+    folds: list[Fold] = []
+    first = test_from
+    while first <= date_to:
+        last = min(first + dt.timedelta(days=step_days - 1), date_to)
+        train_to = first - dt.timedelta(days=1 + WALK_GAP_DAYS)
+        if train_to < date_from:
+            raise ValueError(
+                f"fold {first}: no training days between {date_from} and {train_to} "
+                f"(the day before a fold is left out; start test-from later)"
+            )
+        config = fit_fusion(
+            conn,
+            city,
+            date_from,
+            train_to,
+            mc_version=mc_version,
+            version=f"{version}@{first}",
+            every_min=every_min,
+        )
+        rows = run_fusion(conn, city, first, last, mc_version=mc_version, version=config.version)
+        fold = Fold(first, last, config, rows)
+        folds.append(fold)
+        if on_fold is not None:
+            on_fold(fold)
+        first = last + dt.timedelta(days=1)
+    return folds
