@@ -5,9 +5,10 @@
   the config in model.fusion_config under a version name;
 - `run_fusion` applies a stored config to every minute of a range and writes w_mkt, p_fused
   (the pooled, unnormalised product) and p_fused_norm (summing to 1 per event and minute);
-- `walk_forward` does both fold by fold (fit on every day before the fold, apply to the
-  fold), so that every day from the first fold on is scored out of sample by a pool that
-  only knew its past: a held-out sample several times larger than one split's;
+- `walk_forward` does both fold by fold (fit on the days before the fold less
+  `WALK_GAP_DAYS`, apply to the fold), so that every day from the first fold on is scored
+  out of sample by a pool that only knew its past: a held-out sample several times larger
+  than one split's;
 - `fusion_report` (in `kwx.pmf.report`) scores the stored columns on held-out days.
 Every input of the row at t is a value known at t (p_wx from the weather model's row at t,
 p_mkt and the market features from candles closed by t), so p_fused has no look-ahead
