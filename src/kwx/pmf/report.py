@@ -30,7 +30,14 @@ import psycopg
 
 from kwx.domain.climate_day import climate_day_window
 from kwx.pmf.frames import Sample, assemble, complete, load_ladders, read_minutes
-from kwx.pmf.metrics import ece, mean_bracket_brier, paired_gain_interval, rps, winner_losses
+from kwx.pmf.metrics import (
+    ece,
+    log_loss_winner,
+    mean_bracket_brier,
+    paired_gain_interval,
+    rps,
+    winner_losses,
+)
 from kwx.pmf.pool import pool
 from kwx.registry import default_registry
 
@@ -83,12 +90,8 @@ def _ceiling(sample: Sample) -> tuple[float, np.ndarray]:
     for floor in CEILING_FLOORS:
         for w in CEILING_WEIGHTS:
             _, norm = pool(sample.p_mkt, sample.p_wx, np.full(len(sample), w), floor)
-            loss = float(
-                np.mean(
-                    winner_losses(
-                        [row[:k] for row, k in zip(norm, sizes, strict=True)], sample.winner
-                    )
-                )
+            loss = log_loss_winner(
+                [row[:k] for row, k in zip(norm, sizes, strict=True)], sample.winner
             )
             if best is None or loss < best[0]:
                 best = (loss, float(w), norm)
