@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
+from kwx.commands.progress import progress_bar
 from kwx.config import get_settings
 
 app = typer.Typer(
@@ -182,15 +183,7 @@ def import_files(
         ctx = ImportContext(default_registry(), settings.top_of_book_timezone)
         with (
             connect(bulk=True) as conn,
-            Progress(
-                TextColumn("[bold]import[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                console=err,
-                transient=False,
-            ) as progress,
+            progress_bar("import", err) as progress,
         ):
             task = progress.add_task("", total=None)
 
@@ -284,14 +277,7 @@ def ingest_backfill(
     days = (last - first).days + 1
     try:
         migrate.upgrade()
-        with Progress(
-            TextColumn("[bold]{task.fields[source]}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err,
-        ) as progress:
+        with progress_bar("{task.fields[source]}", err) as progress:
             tasks = {s: progress.add_task("", total=days, source=s) for s in sources}
 
             def done(outcome: UnitOutcome) -> None:
@@ -580,14 +566,7 @@ def weather_backfill(
         migrate.upgrade()
         with (
             connect(bulk=True) as conn,
-            Progress(
-                TextColumn("[bold]weather[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TextColumn("{task.description}"),
-                console=err,
-            ) as progress,
+            progress_bar("weather", err) as progress,
         ):
             task = progress.add_task("", total=len(days))
             for day in days:

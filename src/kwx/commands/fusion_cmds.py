@@ -12,14 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
+
+from kwx.commands.progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,18 +53,6 @@ def _inputs(city: str, date_from: str, date_to: str) -> tuple[str, dt.date, dt.d
     return key, first, last
 
 
-def _bar(label: str) -> Progress:
-    """The fusion commands' progress bar, on stderr so stdout keeps only results."""
-    return Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-    )
-
-
 @contextmanager
 def _events_progress(
     label: str,
@@ -83,7 +66,7 @@ def _events_progress(
     from kwx.pmf.market import events_in_range
 
     total = len(events_in_range(conn, city, first, last, mc_version))
-    with _bar(label) as progress:
+    with progress_bar(label, err) as progress:
         task = progress.add_task("", total=total)
 
         def hook(event: str, rows: int) -> None:
@@ -239,7 +222,7 @@ def fusion_walk(
         table.add_column(col, justify="right" if col == "rows" else "left")
     try:
         migrate.upgrade()
-        with connect(bulk=True) as conn, _bar("walk-forward") as progress:
+        with connect(bulk=True) as conn, progress_bar("walk-forward", err) as progress:
             task = progress.add_task("", total=n_folds)
 
             def on_fold(fold: Fold) -> None:

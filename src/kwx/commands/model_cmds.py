@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from kwx.commands.progress import progress_bar
 
 if TYPE_CHECKING:
     import psycopg
@@ -93,14 +94,7 @@ def _range(
 
 @contextmanager
 def _progress(label: str) -> Iterator[tuple[Callable[[int], None], Callable[[str, int], None]]]:
-    with Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-    ) as progress:
+    with progress_bar(label, err) as progress:
         task = progress.add_task("", total=None)
         rows = 0
 
@@ -255,13 +249,7 @@ def model_sweep(
         with connect() as conn:
             d_from, d_to = _range(conn, key, date_from, date_to)
             ds = _load(conn, key, d_from, d_to, horizon, epsilon, mc_version)
-            with Progress(
-                TextColumn(f"[bold]sweep {model}[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-            ) as progress:
+            with progress_bar(f"sweep {model}", err) as progress:
                 task = progress.add_task("", total=len(sweep_grid(model)))
                 runs = sweep_runs(
                     conn,
