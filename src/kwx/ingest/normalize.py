@@ -9,6 +9,7 @@ divided by 100 in NUMERIC arithmetic there.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,13 @@ def _tickers_valid(frame: pd.DataFrame, col: str, source: str, registry: CityReg
             raise BadInputError(source, str(exc), row=pos + 1, field=col) from exc
 
 
+_PERIOD_SUFFIX = re.compile(r"_\d{4}(-\d{2}){0,2}$")
+
+
 def _city_from_stem(path: Path, registry: CityRegistry) -> City:
-    stem = path.name.split(".")[0]
+    """The city a per-city file is named after; a period suffix (``chicago_2025-05``) names
+    the months it covers, not another city."""
+    stem = _PERIOD_SUFFIX.sub("", path.name.split(".")[0])
     try:
         return registry.resolve(stem)
     except UnknownCityError as exc:
