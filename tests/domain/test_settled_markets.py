@@ -67,9 +67,15 @@ def market_rows() -> list[Row]:
 
 @pytest.fixture(scope="module")
 def settled_events(market_rows: list[Row]) -> dict[str, tuple[int, list[Row]]]:
-    """Event ticker -> (official settled high, its market rows)."""
+    """Event ticker -> (official settled high, its market rows), for events Kalshi settled.
+
+    Metadata of the real-quote window (``KXHIGHCHI_2025-05.csv``) was captured while the markets
+    were open: no result, no ``expiration_value``. Those events are checked against the
+    official values in :func:`test_open_metadata_ladders_settle_on_the_official_value`."""
     out = {}
     for event, rows in _by_event(market_rows).items():
+        if not any(r["result"] or r["expiration_value"] for r in rows):
+            continue
         # expiration_value is only filled on the winning row; every filled one must agree.
         values = {settled_tmax(r["expiration_value"]) for r in rows if r["expiration_value"]}
         values.discard(None)
@@ -221,3 +227,40 @@ def test_ladders_agree_with_kalshi_metadata_where_they_overlap(
             assert _round_half_up(row["actual_tmax"]) == tmax, row["ticker"]
     print(f"\nladder rows also in market metadata: {overlap}, all agree")
     assert overlap > 0
+
+
+def test_open_metadata_ladders_settle_on_the_official_value(
+    market_rows: list[Row], settled_events: dict[str, tuple[int, list[Row]]]
+) -> None:
+    """The real-quote window's metadata (``KXHIGHCHI_2025-05.csv``) was captured over days:
+    events still open tile the line and the official maximum of their climate day
+    (``weather/settlements/chicago_2025-05.csv``) lands in exactly one bracket; events Kalshi
+    had settled carry that same official value."""
+    official = {
+        r["date_local"]: int(r["tmax_final"])
+        for r in _read(DATA_DIR / "weather" / "settlements" / "chicago_2025-05.csv")
+    }
+    open_events = {
+        event: rows
+        for event, rows in _by_event(market_rows).items()
+        if not any(r["result"] or r["expiration_value"] for r in rows)
+    }
+    assert len(open_events) >= 3, sorted(open_events)
+    checked_open = 0
+    for event, rows in open_events.items():
+        brackets = [_bracket(r) for r in rows]
+        validate_ladder(brackets)
+        assert len(brackets) == 6, f"{event} has {len(brackets)} markets"
+        day = parse_event_ticker(event).climate_date.isoformat()
+        if day in official:
+            winners = [b for b in brackets if b.wins(official[day])]
+            assert len(winners) == 1, f"{event}: T={official[day]} wins {winners}"
+            checked_open += 1
+    assert checked_open >= 2, f"only {checked_open} open events have an official value"
+    settled_in_window = {
+        parse_event_ticker(event).climate_date.isoformat(): tmax
+        for event, (tmax, _) in settled_events.items()
+        if parse_event_ticker(event).climate_date.isoformat() in official
+    }
+    assert len(settled_in_window) >= 5
+    assert settled_in_window == {day: official[day] for day in settled_in_window}
