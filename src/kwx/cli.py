@@ -417,25 +417,10 @@ def weather_fit_params(
 ) -> None:
     """Fit the residual AR(1) by lead from the anchor and the measurement model; store both,
     then the calibration shift by hour (unless --no-tmax-shift)."""
-    import numpy as np
-
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
-    from kwx.weather.calibration import HourShifts, fit_tmax_shift, store_tmax_shift
-    from kwx.weather.fit import (
-        fit_anchor_ar1,
-        fit_diurnal_bias,
-        load_residuals,
-        store_bias,
-        store_fits,
-    )
-    from kwx.weather.measurement import (
-        daily_pairs,
-        fit_offsets,
-        fit_seasonal_offsets,
-        store_offsets,
-    )
+    from kwx.weather.pipeline import fit_all
 
     try:
         target = default_registry().resolve(city)
@@ -444,34 +429,24 @@ def weather_fit_params(
     first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     try:
         migrate.upgrade()
-        with connect() as conn:
-            residuals = load_residuals(conn, target, obs_source, forecast_source, first, last)
-            bias = fit_diurnal_bias(residuals, target.timezone) if diurnal_bias else np.zeros(24)
-            fits = fit_anchor_ar1(residuals, target.timezone, bias)
-            store_fits(conn, target, version, fits, first, last)
-            store_bias(conn, target, version, bias if diurnal_bias else None, first, last)
-            pairs = daily_pairs(conn, target, obs_source, first, last)
-            dist = fit_offsets(pairs, target.key, obs_source)
-            store_offsets(conn, dist, first, last)
-            for seasonal in fit_seasonal_offsets(pairs, target.key, obs_source):
-                store_offsets(conn, seasonal, first, last)
-            shifts: HourShifts | None = None
-            if tmax_shift:
-                with Progress(console=err, transient=True) as progress:
-                    task = progress.add_task("calibration by hour", total=len(pairs))
-                    shifts = fit_tmax_shift(
-                        conn,
-                        target,
-                        first,
-                        last,
-                        params_version=version,
-                        obs_source=obs_source,
-                        forecast_source=forecast_source,
-                        on_day=lambda _day: progress.advance(task),
-                    )
-            store_tmax_shift(conn, target, version, shifts, first, last)
+        with connect() as conn, Progress(console=err, transient=True) as progress:
+            task = progress.add_task("calibration by hour", total=None, visible=False)
+            summary = fit_all(
+                conn,
+                target,
+                first,
+                last,
+                obs_source=obs_source,
+                forecast_source=forecast_source,
+                version=version,
+                diurnal_bias=diurnal_bias,
+                tmax_shift=tmax_shift,
+                on_calibration_start=lambda n: progress.update(task, total=n, visible=True),
+                on_calibration_day=lambda _day: progress.advance(task),
+            )
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
+    fits, bias, dist, shifts = summary.fits, summary.bias, summary.measurement, summary.shifts
     table = Table(title=f"AR(1) residual params, {target.key} {obs_source} − {forecast_source}")
     for col in (
         "lead from anchor",
@@ -554,14 +529,13 @@ def weather_backfill(
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
-    from kwx.weather.run_day import run_city_day
+    from kwx.weather.pipeline import run_days
 
     try:
         target = default_registry().resolve(city)
     except UnknownCityError as exc:
         raise _fail(str(exc)) from exc
     days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
-    done, skipped = 0, []
     try:
         migrate.upgrade()
         with (
@@ -569,31 +543,30 @@ def weather_backfill(
             progress_bar("weather", err) as progress,
         ):
             task = progress.add_task("", total=len(days))
-            for day in days:
-                try:
-                    rows = run_city_day(
-                        conn,
-                        target,
-                        day,
-                        paths=paths,
-                        seed=seed,
-                        mc_version=mc_version,
-                        obs_source=obs_source,
-                        forecast_source=forecast_source,
-                        params_version=params_version,
-                    )
-                    done += 1
-                    progress.update(task, advance=1, description=f"{day}: {rows:,} rows")
-                except ValueError as exc:
-                    conn.rollback()
-                    skipped.append(f"{day}: {exc}")
-                    progress.update(task, advance=1, description=f"{day}: skipped")
+
+            def advance(day: dt.date, rows: int | None) -> None:
+                what = "skipped" if rows is None else f"{rows:,} rows"
+                progress.update(task, advance=1, description=f"{day}: {what}")
+
+            summary = run_days(
+                conn,
+                target,
+                days,
+                paths=paths,
+                mc_version=mc_version,
+                obs_source=obs_source,
+                forecast_source=forecast_source,
+                seed=seed,
+                params_version=params_version,
+                on_day=advance,
+            )
     except StoreError as exc:
         raise _fail(str(exc)) from exc
     console.print(
-        f"{target.key}: {done} day(s) written to pmf.minute ({mc_version}), {len(skipped)} skipped"
+        f"{target.key}: {summary.done} day(s) written to pmf.minute ({mc_version}), "
+        f"{len(summary.skipped)} skipped"
     )
-    for line in skipped:
+    for line in summary.skipped:
         err.print(f"[yellow]skipped[/] {line}")
 
 
