@@ -134,7 +134,7 @@ def _wx_samples(
 
 def _climatology_samples(history: pd.DataFrame, day: dt.date) -> np.ndarray:
     """The settled maxima of earlier years within the window around ``day``'s day of year."""
-    doy = pd.Timestamp(day).dayofyear
+    doy = pd.Timestamp(day).day_of_year
     gap = np.abs(history["doy"] - doy)
     near = history[np.minimum(gap, 366 - gap) <= CLIMATOLOGY_WINDOW_DAYS]["tmax"]
     out: np.ndarray = near.to_numpy(dtype=float)
@@ -166,7 +166,7 @@ def collect(
         (city.key, date_from, list(SETTLEMENT_PREFERENCE)),
     ).fetchall()
     history = pd.DataFrame(hist_rows, columns=["date", "tmax"])
-    history["doy"] = pd.to_datetime(history["date"]).dt.dayofyear
+    history["doy"] = pd.to_datetime(history["date"]).dt.day_of_year
     out: list[EventHour] = []
     for event, day in events:
         assert isinstance(day, dt.date)

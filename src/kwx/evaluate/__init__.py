@@ -1,0 +1,1 @@
+"""Walk-forward evaluation of every stage against the market (`kwx evaluate`)."""
