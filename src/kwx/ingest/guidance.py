@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +52,20 @@ import pandas as pd
 from kwx.ingest.normalize import ImportContext
 from kwx.registry import City, CityRegistry, UnknownCityError
 from kwx.sources.files import BadInputError, FileKind, read_table
+from kwx.sources.nbm_text import DailyMax
 from kwx.store import writers
 from kwx.store.writers import Batch
 
 __all__ = [
     "GRIDDED_COLUMNS",
     "GUIDANCE_NORMALIZERS",
+    "LIVE_MODELS",
     "MODELS",
     "MOS_PREFIXES",
     "PEAK_MODELS",
     "PUBLICATION_LAG",
     "guidance_frame",
+    "maxima_frame",
     "normalize_guidance_peak",
     "normalize_guidance_station",
 ]
@@ -102,9 +105,14 @@ PEAK_MODELS: dict[str, str] = {"hrrr": "hrrr_peak", "nbm": "nbm_peak"}
 PUBLICATION_LAG: dict[str, pd.Timedelta] = {
     "gfs_mos": pd.Timedelta(hours=4),
     "nam_mos": pd.Timedelta(hours=3),
+    "gfs_mex": pd.Timedelta(hours=5),
+    "nbs": pd.Timedelta(hours=1),
+    "nbe": pd.Timedelta(hours=2),
     "hrrr_peak": pd.Timedelta(hours=2),
     "nbm_peak": pd.Timedelta(hours=2),
 }
+# What the live jobs fetch from IEM's MOS archive for every registry station.
+LIVE_MODELS: tuple[str, ...] = ("gfs_mos", "nam_mos", "gfs_mex", "nbs", "nbe")
 
 TMAX_RANGE_F = (-80.0, 140.0)
 SPREAD_RANGE_F = (0.0, 60.0)
@@ -453,6 +461,52 @@ def normalize_guidance_peak(path: Path, ctx: ImportContext) -> list[Batch]:
             )
         )
     return [Batch(writers.GUIDANCE, pd.concat(parts, ignore_index=True))]
+
+
+# ------------------------------------------------------------------------------ live
+def maxima_frame(maxima: Sequence[DailyMax], city: City, source: str) -> pd.DataFrame:
+    """wx.guidance rows from fetched maxima (kwx.sources.mos / nbm_text).
+
+    The issue time is when the product was received where the source says so (a bulletin's
+    entry time at IEM), else the run time plus the product's publication delay. A run that
+    repeats a (model, issue time, target day) keeps its last value.
+    """
+    if not maxima:
+        return pd.DataFrame(columns=list(GUIDANCE_COLUMNS))
+    bad = [m.model for m in maxima if m.model not in MODELS]
+    if bad:
+        raise ValueError(f"unknown guidance model {bad[0]!r}; known: {', '.join(MODELS)}")
+    issued = [
+        pd.Timestamp(m.received_at)
+        if m.received_at is not None
+        else pd.Timestamp(m.runtime) + PUBLICATION_LAG[m.model]
+        for m in maxima
+    ]
+    out = pd.DataFrame(
+        {
+            "city": city.key,
+            "station": city.station_icao,
+            "model": [m.model for m in maxima],
+            "issued_at": pd.to_datetime(issued, utc=True),
+            "target_date": [m.target_date for m in maxima],
+            "tmax_f": [m.tmax_f for m in maxima],
+            "spread_f": [np.nan if m.spread_f is None else m.spread_f for m in maxima],
+            "source": source,
+            "extra": [
+                json.dumps(
+                    {
+                        "run_at": m.runtime.isoformat().replace("+00:00", "Z"),
+                        "valid_at": m.valid_at.isoformat().replace("+00:00", "Z"),
+                    },
+                    separators=(",", ":"),
+                )
+                for m in maxima
+            ],
+        }
+    )
+    return out.drop_duplicates(["model", "issued_at", "target_date"], keep="last").reset_index(
+        drop=True
+    )
 
 
 GUIDANCE_NORMALIZERS: dict[FileKind, Callable[[Path, ImportContext], list[Batch]]] = {
