@@ -87,7 +87,9 @@ def test_real_guidance_imports_whole_before_its_day_and_idempotently(conn: Conn)
     assert station == "KMDW"
     assert tmax == float(day["gfs_n_x_max"])
     assert spread is None
-    assert issued == day["asof_utc"].to_pydatetime() + PUBLICATION_LAG["gfs_mos"]
+    # The 12Z run is usable from 16Z (GFS MOS is out ~3.5 h after the cycle), never before.
+    assert issued == dt.datetime(2024, 7, 3, 16, tzinfo=dt.UTC)
+    assert day["asof_utc"] + PUBLICATION_LAG["gfs_mos"] == issued
     assert isinstance(extra, dict)
     assert extra["tmp_max"] == day["gfs_tmp_max"]
     assert extra["run_at"] == "2024-07-03T12:00:00Z"
@@ -107,7 +109,12 @@ def test_real_guidance_imports_whole_before_its_day_and_idempotently(conn: Conn)
     # The outcome is not guidance and is not a settlement either.
     assert conn.execute("SELECT count(*) FROM wx.settlement").fetchone() == (0,)
 
-    # Never usable before it was issued, and every row was issued before its climate day.
+    # No row is usable before its file says it was issued (the run time, or GribStream's
+    # as-of time), and every row was issued before its climate day began.
+    early = conn.execute(
+        "SELECT count(*) FROM wx.guidance WHERE issued_at < (extra->>'run_at')::timestamptz"
+    ).fetchone()
+    assert early == (0,)
     zones = {c.key: c.timezone for c in CTX.registry}
     late = [
         (city, target, issued)
