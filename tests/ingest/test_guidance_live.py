@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from kwx.ingest.backfill import backfill_guidance
+from kwx.config import Settings
+from kwx.ingest.backfill import backfill_guidance, run_backfill
 from kwx.ingest.continuous import ContinuousIngest
 from kwx.ingest.guidance import maxima_frame
 from kwx.ingest.normalize import ImportContext
@@ -111,6 +112,23 @@ def test_the_hourly_job_sees_only_runs_out_by_now(
     runs = ingest.run_due(later + dt.timedelta(hours=1))
     assert [(r.job, r.rows, r.error) for r in runs if r.job == "guidance"] == [
         ("guidance", 0, None)
+    ]
+
+
+@needs_data()
+def test_run_backfill_wires_the_guidance_source(settings: Settings, iem: IemClient) -> None:
+    day = dt.date(2025, 1, 28)
+    summary = run_backfill(
+        settings,
+        NEW_YORK,
+        day,
+        day,
+        ("guidance",),
+        iem=iem,
+        now=dt.datetime(2025, 2, 5, tzinfo=UTC),
+    )
+    assert [(o.source, o.unit, o.status, o.rows) for o in summary.outcomes] == [
+        ("guidance", "2025-01-28", "done", 2)
     ]
 
 
