@@ -108,8 +108,8 @@ class _Store:
     grids: dict[tuple[str, int, int], list[tuple[dt.datetime, Json]]] = field(default_factory=dict)
     observations: dict[str, list[tuple[dt.datetime, Json]]] = field(default_factory=dict)
     vc: dict[str, list[_VcRow]] = field(default_factory=dict)
-    # IEM MOS archive rows by (station, model): (runtime, {column: raw text}).
-    mos: dict[tuple[str, str], list[tuple[dt.datetime, dict[str, str]]]] = field(
+    # IEM MOS archive rows by (station, model): (runtime, available_at, {column: raw text}).
+    mos: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime, dict[str, str]]]] = field(
         default_factory=dict
     )
 
@@ -398,13 +398,14 @@ class WeatherReplayServer:
                 )
             )
 
-    def add_mos_csv(self, body: str) -> None:
-        """Rows of IEM MOS CSV (any subset of its columns), served by ``mos.py`` by run time."""
+    def add_mos_csv(self, body: str, *, delay: dt.timedelta = dt.timedelta(0)) -> None:
+        """Rows of IEM MOS CSV (any subset of its columns), served by ``mos.py`` by run time;
+        as of the clock, a run is served from its run time plus ``delay``."""
         with self._lock:
             for row in csv.DictReader(io.StringIO(body)):
                 runtime = _parse_instant(row["runtime"].replace(" ", "T") + "Z")
                 key = (row["station"].upper(), row["model"].upper())
-                self._store.mos.setdefault(key, []).append((runtime, dict(row)))
+                self._store.mos.setdefault(key, []).append((runtime, runtime + delay, dict(row)))
 
     # ------------------------------------------------------------------ data: NWS
     def add_point(
@@ -612,10 +613,10 @@ class WeatherReplayServer:
         with self._lock:
             rows = sorted(
                 (r for r in self._store.mos.get((station, model), []) if sts <= r[0] <= ets),
-                key=lambda r: (r[0], r[1].get("ftime", "")),
+                key=lambda r: (r[0], r[2].get("ftime", "")),
             )
-            for runtime, row in rows:
-                if self._visible(runtime):
+            for _, available_at, row in rows:
+                if self._visible(available_at):
                     lines.append(",".join(row.get(c) or "" for c in MOS_COLUMNS))
         return _Answer(200, "\n".join(lines) + "\n", "text/csv")
 
