@@ -10,6 +10,10 @@ What the IEM and api.weather.gov clients will be served, as of the simulated clo
   one-minute and api.weather.gov endpoints instead, at its own timestamps, and the summary
   says so. It is a proxy, not the settlement station.
 * ``wx.product`` CLI texts verbatim, issued at their ``issued_at``.
+* ``wx.guidance`` station MOS and NBM maxima (the models IEM's MOS archive serves) as MOS CSV
+  rows of their run, each served from its ``issued_at``; a row without its run time (or valid
+  time: file imports have none, 00Z after the target day is used, local afternoon or evening
+  anywhere in the registry) is rebuilt from what is stored.
 * A climate day with no stored CLI but a stored settlement (``wx.settlement``) gets a final CLI
   written in the real layout, carrying that maximum and issued at ``first_published_at``, or,
   when that is unknown, 90 minutes after the climate day ends (local standard midnight).
@@ -28,6 +32,7 @@ from psycopg.rows import dict_row
 from kwx.domain.climate_day import climate_day_window, standard_offset
 from kwx.registry import City
 from kwx.sim.weather_server import WeatherReplayServer
+from kwx.sources.mos import IEM_MODELS
 
 __all__ = ["STATION_SOURCES", "WeatherSummary", "load_weather", "synthetic_cli"]
 
@@ -46,6 +51,7 @@ class WeatherSummary:
     proxy: str | None = None
     cli_stored: int = 0
     cli_synthesized: int = 0
+    guidance: int = 0
 
     def describe(self) -> str:
         obs = ", ".join(f"{k} {v}" for k, v in sorted(self.observations.items())) or "none"
@@ -54,7 +60,7 @@ class WeatherSummary:
             text += f" (no station data stored: serving the {self.proxy} proxy as the station)"
         return text + (
             f"; CLI reports: {self.cli_stored} stored, {self.cli_synthesized} written from "
-            "wx.settlement"
+            f"wx.settlement; station guidance: {self.guidance} MOS/NBM maxima"
         )
 
 
@@ -98,6 +104,13 @@ def load_weather(
             [city.key, lo.date(), hi.date()],
         )
         settlements = cur.fetchall()
+        cur.execute(
+            "SELECT model, issued_at, target_date, tmax_f, spread_f, extra->>'run_at' AS run_at, "
+            "extra->>'valid_at' AS valid_at FROM wx.guidance WHERE city = %s "
+            "AND target_date BETWEEN %s AND %s AND model = ANY(%s) ORDER BY issued_at",
+            [city.key, lo.date(), hi.date(), list(IEM_MODELS)],
+        )
+        guidance = cur.fetchall()
 
     by_source: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -139,6 +152,7 @@ def load_weather(
                     wind_speed_kmh=None if wind_mph is None else wind_mph * 1.609344,
                 )
 
+    summary.guidance = _load_guidance(server, city, guidance)
     covered: set[dt.date] = set()
     for p in products:
         server.add_product(
@@ -172,6 +186,30 @@ def load_weather(
         )
         summary.cli_synthesized += 1
     return summary
+
+
+def _load_guidance(server: WeatherReplayServer, city: City, rows: list[dict[str, Any]]) -> int:
+    """wx.guidance maxima back into IEM MOS CSV rows, each visible from its issue time."""
+    loaded = 0
+    for r in rows:
+        if r["run_at"] is None:
+            continue
+        runtime = dt.datetime.fromisoformat(str(r["run_at"]).replace("Z", "+00:00"))
+        valid = (
+            dt.datetime.fromisoformat(str(r["valid_at"]).replace("Z", "+00:00"))
+            if r["valid_at"]
+            else dt.datetime.combine(r["target_date"] + dt.timedelta(days=1), dt.time(), dt.UTC)
+        )
+        code, column = IEM_MODELS[str(r["model"])]
+        spread = _f(r["spread_f"])
+        body = (
+            f"runtime,ftime,model,station,{column},xnd\n"
+            f"{runtime:%Y-%m-%d %H:%M:%S},{valid:%Y-%m-%d %H:%M:%S},{code},{city.station_icao},"
+            f"{float(r['tmax_f']):.1f},{'' if spread is None else f'{spread:.1f}'}\n"
+        )
+        server.add_mos_csv(body, delay=r["issued_at"] - runtime)
+        loaded += 1
+    return loaded
 
 
 def synthetic_cli(city: City, day: dt.date, tmax: int, issued_at: dt.datetime) -> str:
