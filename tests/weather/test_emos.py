@@ -107,10 +107,10 @@ def test_walk_forward_leaves_out_the_day_before() -> None:
     day = dt.date(2023, 8, 1)
     base = walk_forward(frame, day, day, config)
     changed = frame.copy()
-    changed.loc[[day - dt.timedelta(days=1)], "y"] += 40.0
+    changed.loc[changed.index == day - dt.timedelta(days=1), "y"] += 40.0
     assert walk_forward(changed, day, day, config)["mu"].iloc[0] == base["mu"].iloc[0]
     changed = frame.copy()
-    changed.loc[[day - dt.timedelta(days=2)], "y"] += 40.0
+    changed.loc[changed.index == day - dt.timedelta(days=2), "y"] += 40.0
     assert walk_forward(changed, day, day, config)["mu"].iloc[0] != base["mu"].iloc[0]
 
 
