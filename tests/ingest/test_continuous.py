@@ -128,7 +128,14 @@ def test_one_cycle_fetches_markets_closed_candles_trades_and_obs(
         conn, [CHICAGO], ImportContext(default_registry()), kalshi=kalshi, iem=iem
     )
     runs = ingest.run_due(NOW)
-    assert {r.job for r in runs} == {"markets", "market_data", "observations", "forecast", "cli"}
+    assert {r.job for r in runs} == {
+        "markets",
+        "market_data",
+        "observations",
+        "forecast",
+        "cli",
+        "guidance",
+    }
     assert [r for r in runs if r.error] == []
     markets = conn.execute("SELECT ticker, strike_type FROM kalshi.markets ORDER BY 1").fetchall()
     assert markets == [(f"{EVENT}-B88.5", "between"), (f"{EVENT}-T87", "less")]

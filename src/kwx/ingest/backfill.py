@@ -22,6 +22,7 @@ import psycopg
 from kwx.config import Settings
 from kwx.domain.climate_day import climate_day_window
 from kwx.domain.tickers import TickerError, parse_market_ticker
+from kwx.ingest.guidance import LIVE_MODELS, maxima_frame
 from kwx.ingest.normalize import ImportContext, market_record_batches
 from kwx.ingest.state import done_units, mark
 from kwx.registry import City
@@ -29,6 +30,7 @@ from kwx.sources.http import SourceError
 from kwx.sources.iem import IemClient, obs_frame
 from kwx.sources.kalshi_models import candles_frame, trades_frame
 from kwx.sources.kalshi_rest import KalshiRest
+from kwx.sources.mos import mos_daily_max
 from kwx.sources.nws import NwsClient, observations_frame
 from kwx.sources.visualcrossing import VisualCrossingClient, vc_forecast_frame, vc_obs_frame
 from kwx.store import writers
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
-SOURCES = ("kalshi", "iem", "cli", "nws", "vc")
+SOURCES = ("kalshi", "iem", "cli", "nws", "vc", "guidance")
 # api.weather.gov keeps only about a week of station observations.
 NWS_OBS_HISTORY = dt.timedelta(days=7)
 SETTLED_STATUSES = frozenset({"finalized", "settled", "determined"})
@@ -241,6 +243,46 @@ def backfill_iem(
         conn,
         job_name("iem", city),
         "iem",
+        dates,
+        city,
+        now=now,
+        force=force,
+        on_unit=on_unit,
+        fetch=fetch,
+    )
+
+
+# Guidance for climate day D: the runs of D-2 00Z up to the end of D (day-ahead and same day).
+GUIDANCE_RUNS_BEFORE = dt.timedelta(days=2)
+
+
+def backfill_guidance(
+    conn: Conn,
+    iem: IemClient,
+    city: City,
+    dates: Sequence[dt.date],
+    *,
+    now: dt.datetime,
+    force: bool = False,
+    models: Sequence[str] = LIVE_MODELS,
+    on_unit: UnitHook | None = None,
+) -> list[UnitOutcome]:
+    """Station MOS and NBM maxima (IEM's MOS archive) for each climate day, by issue time."""
+
+    def fetch(day: dt.date, start: dt.datetime, end: dt.datetime) -> list[Batch]:
+        runs_to = min(end, now)
+        maxima = [
+            m
+            for model in models
+            for m in mos_daily_max(iem, city, model, start - GUIDANCE_RUNS_BEFORE, runs_to)
+            if m.target_date == day
+        ]
+        return [Batch(writers.GUIDANCE, maxima_frame(maxima, city, "iem_mos"))]
+
+    return _per_day(
+        conn,
+        job_name("guidance", city),
+        "guidance",
         dates,
         city,
         now=now,
@@ -460,7 +502,7 @@ def run_backfill(
                 summary.outcomes += backfill_kalshi(
                     conn, kalshi, city, dates, ctx, force=force, on_unit=on_unit
                 )
-            if ("iem" in sources or "cli" in sources) and iem is None:
+            if ("iem" in sources or "cli" in sources or "guidance" in sources) and iem is None:
                 iem = IemClient.from_settings(settings)
                 own.append(iem)
             if "iem" in sources:
@@ -471,6 +513,11 @@ def run_backfill(
             if "cli" in sources:
                 assert iem is not None
                 summary.outcomes += backfill_cli(
+                    conn, iem, city, dates, now=now, force=force, on_unit=on_unit
+                )
+            if "guidance" in sources:
+                assert iem is not None
+                summary.outcomes += backfill_guidance(
                     conn, iem, city, dates, now=now, force=force, on_unit=on_unit
                 )
             if "nws" in sources:

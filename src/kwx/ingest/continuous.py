@@ -2,10 +2,10 @@
 
 A scheduler of independent jobs, each with its own period: open markets every 15 minutes,
 candles and trades every minute, station observations every 2 minutes, the NWS hourly
-forecast every hour, and the CLI reports each morning. Each job reads where the store already
-is (the last candle, the last trade, the last observation) and fetches only what is newer, so
-a restart loses nothing and repeats nothing. A failing job is logged, kept in meta.bad_input
-and retried on its next turn; the others go on.
+forecast and the station guidance (MOS, NBM) every hour, and the CLI reports each morning.
+Each job reads where the store already is (the last candle, the last trade, the last
+observation) and fetches only what is newer, so a restart loses nothing and repeats nothing.
+A failing job is logged, kept in meta.bad_input and retried on its next turn; the others go on.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from typing import Any
 import psycopg
 
 from kwx.domain.climate_day import climate_date_of, climate_day_window
+from kwx.ingest.guidance import LIVE_MODELS, maxima_frame
 from kwx.ingest.normalize import ImportContext, market_record_batches
 from kwx.registry import City
 from kwx.sources.http import SourceError
 from kwx.sources.iem import IemClient, obs_frame
 from kwx.sources.kalshi_models import candles_frame, trades_frame
 from kwx.sources.kalshi_rest import KalshiRest
+from kwx.sources.mos import mos_daily_max
 from kwx.sources.nws import GridPoint, NwsClient, forecast_frame
 from kwx.store import writers
 from kwx.store.writers import Batch
@@ -47,7 +49,11 @@ JOBS = (
     JobSpec("observations", dt.timedelta(minutes=2)),
     JobSpec("forecast", dt.timedelta(hours=1)),
     JobSpec("cli", dt.timedelta(minutes=30)),
+    JobSpec("guidance", dt.timedelta(hours=1)),
 )
+# The guidance job looks back over the runs of the last 13 hours (two 6-hourly MOS cycles
+# and a dozen hourly NBS runs), so a missed hour or a restart loses nothing.
+GUIDANCE_LOOKBACK = dt.timedelta(hours=13)
 
 
 @dataclass
@@ -185,6 +191,19 @@ class ContinuousIngest:
         forecast = self.nws.hourly_forecast(grid)
         frame = forecast_frame(forecast.periods, city, forecast.issued_at)
         return self._write([Batch(writers.FORECAST, frame)])
+
+    def _job_guidance(self, city: City, now: dt.datetime) -> int:
+        """Station MOS and NBM maxima of the recent runs, for today's climate day onwards."""
+        if self.iem is None:
+            return 0
+        today = climate_date_of(city.timezone, now)
+        maxima = [
+            m
+            for model in LIVE_MODELS
+            for m in mos_daily_max(self.iem, city, model, now - GUIDANCE_LOOKBACK, now)
+            if m.target_date >= today
+        ]
+        return self._write([Batch(writers.GUIDANCE, maxima_frame(maxima, city, "iem_mos"))])
 
     def _job_cli(self, city: City, now: dt.datetime) -> int:
         """Yesterday's final CLI arrives in the morning; corrections may follow."""

@@ -21,6 +21,7 @@ import psycopg
 
 from kwx.domain.tickers import parse_market_ticker
 from kwx.ingest.candles import build_candles_from_trades
+from kwx.ingest.guidance import GUIDANCE_NORMALIZERS
 from kwx.ingest.normalize import NORMALIZERS, ImportContext, inferred_markets, market_batches
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, detect, is_data_file
 from kwx.store import writers
@@ -40,6 +41,8 @@ KIND_ORDER = (
     FileKind.VC_HOURLY,
     FileKind.VC_DAILY,
     FileKind.ERA5,
+    FileKind.GUIDANCE_STATION,
+    FileKind.GUIDANCE_PEAK,
 )
 
 
@@ -130,6 +133,7 @@ DATA_WRITERS = (
     writers.OBS,
     writers.FORECAST,
     writers.FORECAST_DAILY,
+    writers.GUIDANCE,
 )
 
 
@@ -194,7 +198,7 @@ def import_file(
         if seen is not None:
             return FileOutcome(path, kind, "unchanged", message="already imported")
     try:
-        batches = NORMALIZERS[kind](path, ctx)
+        batches = (NORMALIZERS.get(kind) or GUIDANCE_NORMALIZERS[kind])(path, ctx)
         rows_read, stored = _write_batches(conn, path, kind, sha, batches)
     except NotImportableError as exc:
         return FileOutcome(path, kind, "skipped", message=str(exc))

@@ -15,8 +15,10 @@ slow, or a malformed 200, optionally only on paths containing a given string.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import email.utils
+import io
 import json
 import math
 import re
@@ -106,6 +108,60 @@ class _Store:
     grids: dict[tuple[str, int, int], list[tuple[dt.datetime, Json]]] = field(default_factory=dict)
     observations: dict[str, list[tuple[dt.datetime, Json]]] = field(default_factory=dict)
     vc: dict[str, list[_VcRow]] = field(default_factory=dict)
+    # IEM MOS archive rows by (station, model): (runtime, {column: raw text}).
+    mos: dict[tuple[str, str], list[tuple[dt.datetime, dict[str, str]]]] = field(
+        default_factory=dict
+    )
+
+
+# The columns of IEM's MOS CSV (cgi-bin/request/mos.py), in its order, as in
+# api-shapes/eucalyptus5_nbs_knyc_20250128_01z.csv, plus the MOS max/min `n_x`.
+MOS_COLUMNS: Final = [
+    "runtime",
+    "ftime",
+    "model",
+    "tmp",
+    "dpt",
+    "wdr",
+    "wsp",
+    "p06",
+    "p12",
+    "q06",
+    "q12",
+    "t06_1",
+    "t06_2",
+    "t12_2",
+    "cig",
+    "vis",
+    "sky",
+    "gst",
+    "t03",
+    "pzr",
+    "psn",
+    "ppl",
+    "pra",
+    "s06",
+    "slv",
+    "i06",
+    "lcb",
+    "station",
+    "dur",
+    "mht",
+    "twd",
+    "tws",
+    "hid",
+    "sol",
+    "txn",
+    "xnd",
+    "tsd",
+    "dsd",
+    "ssd",
+    "gsd",
+    "ifc",
+    "ifv",
+    "wsd",
+    "n_x",
+]
 
 
 def _utc(ts: dt.datetime) -> dt.datetime:
@@ -342,6 +398,14 @@ class WeatherReplayServer:
                 )
             )
 
+    def add_mos_csv(self, body: str) -> None:
+        """Rows of IEM MOS CSV (any subset of its columns), served by ``mos.py`` by run time."""
+        with self._lock:
+            for row in csv.DictReader(io.StringIO(body)):
+                runtime = _parse_instant(row["runtime"].replace(" ", "T") + "Z")
+                key = (row["station"].upper(), row["model"].upper())
+                self._store.mos.setdefault(key, []).append((runtime, dict(row)))
+
     # ------------------------------------------------------------------ data: NWS
     def add_point(
         self,
@@ -537,6 +601,23 @@ class WeatherReplayServer:
                 ",".join([station, f"{ts:%Y-%m-%d %H:%M}", *(cells.get(d, "M") for d in data)])
             )
         return _Answer(200, "\n".join(lines) + "\n", "text/plain")
+
+    def _iem_mos(self, m: re.Match[str], q: dict[str, list[str]], h: Mapping[str, str]) -> _Answer:
+        station = q.get("station", [""])[0].upper()
+        model = q.get("model", [""])[0].upper()
+        if not station or not model or "sts" not in q or "ets" not in q:
+            return _Answer(422, "station, model, sts and ets are required", "text/plain")
+        sts, ets = _parse_instant(q["sts"][0]), _parse_instant(q["ets"][0])
+        lines = [",".join(MOS_COLUMNS)]
+        with self._lock:
+            rows = sorted(
+                (r for r in self._store.mos.get((station, model), []) if sts <= r[0] <= ets),
+                key=lambda r: (r[0], r[1].get("ftime", "")),
+            )
+            for runtime, row in rows:
+                if self._visible(runtime):
+                    lines.append(",".join(row.get(c) or "" for c in MOS_COLUMNS))
+        return _Answer(200, "\n".join(lines) + "\n", "text/csv")
 
     def _iem_afos_list(
         self, m: re.Match[str], q: dict[str, list[str]], h: Mapping[str, str]
@@ -787,6 +868,7 @@ class WeatherReplayServer:
 _ROUTES: Final[list[tuple[re.Pattern[str], str]]] = [
     (re.compile(r"^/cgi-bin/request/asos1min\.py$"), "_iem_asos1min"),
     (re.compile(r"^/cgi-bin/request/asos\.py$"), "_iem_asos"),
+    (re.compile(r"^/cgi-bin/request/mos\.py$"), "_iem_mos"),
     (re.compile(r"^/api/1/nws/afos/list\.json$"), "_iem_afos_list"),
     (re.compile(r"^/api/1/nwstext/(?P<pid>[^/]+)$"), "_iem_nwstext"),
     (re.compile(r"^/points/(?P<lat>-?[\d.]+),(?P<lon>-?[\d.]+)$"), "_nws_point"),

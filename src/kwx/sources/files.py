@@ -56,6 +56,8 @@ class FileKind(StrEnum):
     VC_HOURLY = "vc_forecast_hourly"
     VC_DAILY = "vc_forecast_daily"
     ERA5 = "era5_hourly"
+    GUIDANCE_STATION = "guidance_station"
+    GUIDANCE_PEAK = "guidance_peak"
 
 
 TABULAR_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".json")
@@ -84,6 +86,12 @@ _SIGNATURES: tuple[tuple[FileKind, frozenset[str]], ...] = (
     (FileKind.VC_HOURLY, frozenset({"target_datetime_utc", "forecast_basis_date", "temp_f"})),
     (FileKind.VC_DAILY, frozenset({"target_date", "forecast_basis_date", "tempmax_f"})),
     (FileKind.ERA5, frozenset({"ticker", "datetime", "temperature_2m"})),
+    # Station guidance (MOS, model Tmax): see kwx.ingest.guidance.
+    (FileKind.GUIDANCE_STATION, frozenset({"station_id", "target_date_local", "asof_utc"})),
+    (
+        FileKind.GUIDANCE_PEAK,
+        frozenset({"target_date", "model", "run_datetime_utc", "peak_window_max_f"}),
+    ),
 )
 
 

@@ -299,6 +299,11 @@ class IemClient:
         self.close()
 
     # ------------------------------------------------------------------ transport
+    def get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> httpx.Response:
+        """A 200 answer from ``path``, through the rate limit and retries (for sibling clients
+        of other IEM services, e.g. ``kwx.sources.mos``); anything else raises SourceError."""
+        return self._get(path, params)
+
     def _get(self, path: str, params: Sequence[tuple[str, str]] = ()) -> httpx.Response:
         url = self.base_url + path
 

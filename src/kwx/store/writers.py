@@ -406,3 +406,36 @@ PMF_WX = Writer(
     """,
     key=("ticker", "ts", "mc_version"),
 )
+
+_GUIDANCE_NAMES = [
+    "city",
+    "station",
+    "model",
+    "issued_at",
+    "target_date",
+    "tmax_f",
+    "spread_f",
+    "source",
+    "extra",
+]
+# Station guidance (kwx.ingest.guidance): a re-issued value replaces the old one; a row that
+# did not change is not rewritten, so re-imports and hourly re-fetches report 0 changes.
+GUIDANCE = Writer(
+    "wx.guidance",
+    _cols(
+        "city text, station text, model text, issued_at timestamptz, target_date date, "
+        "tmax_f float8, spread_f float8, source text, extra jsonb"
+    ),
+    f"""
+    INSERT INTO wx.guidance ({", ".join(_GUIDANCE_NAMES)})
+    SELECT {", ".join(_GUIDANCE_NAMES)} FROM {{stage}}
+    ON CONFLICT (city, model, issued_at, target_date) DO UPDATE
+      SET {_set_all(_GUIDANCE_NAMES, ["city", "model", "issued_at", "target_date"])},
+          updated_at = now()
+    WHERE (wx.guidance.station, wx.guidance.tmax_f, wx.guidance.spread_f, wx.guidance.source,
+           wx.guidance.extra)
+          IS DISTINCT FROM (excluded.station, excluded.tmax_f, excluded.spread_f,
+                            excluded.source, excluded.extra)
+    """,
+    key=("city", "model", "issued_at", "target_date"),
+)
