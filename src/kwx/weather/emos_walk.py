@@ -17,6 +17,8 @@ Rules, and why:
   specific biases, e.g. gridded maxima running colder in summer, with a recent anchor);
   ``expanding``: everything before. Optionally ``bias_days`` adds the mean error of the last
   N training days to mu (a fast trailing correction on top of a long window).
+- **Short history.** Where the window holds fewer than ``min_train`` settled days (a station's
+  first year under a seasonal window), the fit falls back to every settled day before.
 - **Missing members: refit per available subset.** Each day uses exactly the members issued in
   time for it, fitted on the training days where all of them exist; if that leaves fewer than
   ``min_train`` days, the member with the fewest training days is dropped and the rest retried.
@@ -25,6 +27,7 @@ Rules, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
@@ -156,7 +159,7 @@ def walk_forward(
         refit = refit_date(day, date_from, config)
         key = (available, refit)
         if key not in cache:
-            cache[key] = _fit_subset(
+            fitted_now = _fit_subset(
                 design,
                 y,
                 names,
@@ -165,6 +168,19 @@ def walk_forward(
                 list(available),
                 config,
             )
+            if fitted_now is None and config.window != "expanding":
+                # Too short a history for the window (the first season of a station): fit on
+                # everything settled before instead of forecasting nothing.
+                fitted_now = _fit_subset(
+                    design,
+                    y,
+                    names,
+                    spread_of,
+                    training_days(dates, refit, dataclasses.replace(config, window="expanding")),
+                    list(available),
+                    config,
+                )
+            cache[key] = fitted_now
         fitted = cache[key]
         if fitted is None or not np.isfinite(design[i, fitted.cols]).all():
             continue
