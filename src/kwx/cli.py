@@ -771,6 +771,7 @@ def _register_areas() -> None:
     """Each later area keeps its commands in its own module under kwx.commands."""
     from kwx.commands import (
         backtest_cmds,
+        emos_cmds,
         evaluate_cmds,
         fees_cmds,
         fusion_cmds,
@@ -787,6 +788,7 @@ def _register_areas() -> None:
         backtest_cmds,
         evaluate_cmds,
         live_cmds,
+        emos_cmds,
     ):
         area.register(app, bench_app)
 
