@@ -68,8 +68,8 @@ def test_resting_orders_fill_only_from_prints_after_placement() -> None:
     secs = dt.timedelta(seconds=10)
     tape = ArrayTape.from_rows(
         [
-            (A, minute(0) + secs, D("4"), D("0.41"), "no"),  # before we rest: ignored
-            (A, minute(2) + secs, D("4"), D("0.41"), "no"),
+            (A, minute(0) + secs, D("4"), D("0.40"), "no"),  # before we rest: ignored
+            (A, minute(2) + secs, D("4"), D("0.40"), "no"),  # through our 0.41 bid
         ]
     )
     venue = SimulatedVenue(tape, MakerB())

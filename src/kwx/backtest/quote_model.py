@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 import numpy as np
@@ -231,14 +232,15 @@ class QuoteModel:
             bid = np.where((bid >= 0.01) & (bid <= 0.99), bid, np.nan)
         return bid.astype(np.float64), ask.astype(np.float64)
 
-    def levels_for(self, count: float) -> list[tuple[int, float]]:
+    def levels_for(self, count: Decimal) -> list[tuple[int, Decimal]]:
         """How a taker order of ``count`` contracts fills: (cents beyond the touch, contracts)
-        per level, at most ``touch_size_`` a level and ``levels`` levels; the rest is left."""
+        per level, at most ``touch_size_`` (whole contracts, at least 1) a level and ``levels``
+        levels; the rest is left. Without a fitted size, the whole order at the touch."""
         self._check_fitted()
-        size = self.touch_size_
-        if not np.isfinite(size) or size <= 0:
+        if not np.isfinite(self.touch_size_) or self.touch_size_ <= 0:
             return [(0, count)]
-        out: list[tuple[int, float]] = []
+        size = Decimal(max(int(self.touch_size_), 1))
+        out: list[tuple[int, Decimal]] = []
         left = count
         for lvl in range(self.levels):
             if left <= 0:
