@@ -803,9 +803,18 @@ def _register_areas() -> None:
         live_cmds,
         model_cmds,
         quickstart_cmds,
+        quotes_cmds,
     )
 
-    for area in (quickstart_cmds, fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds):
+    for area in (
+        quickstart_cmds,
+        fusion_cmds,
+        model_cmds,
+        fees_cmds,
+        backtest_cmds,
+        live_cmds,
+        quotes_cmds,
+    ):
         area.register(app, bench_app)
 
 

@@ -16,8 +16,9 @@ learnt on minutes where the exchange's bid/ask are known:
   quantile(q_bid)``: the rebuilt spread is wide where the real one was wide given the prints;
 * **a consumed level is gone**: after a YES-taker print at p the ask is not below p (and the bid
   not above a NO-taker print);
-* **a crossed pair is uncertainty**: where the prints cross, the pair is widened around its mid
-  to at least the real spread's median on crossed minutes, never a 1 ¢ market;
+* **a crossed pair is uncertainty**: where the prints cross, the offsets come from crossed
+  minutes only and the pair is widened around its mid to at least the same quantile of the real
+  spread on crossed minutes, never a 1 ¢ market;
 * **depth**: a taker fills at most ``touch_size_`` contracts per level (the median print size of
   the fit window: what one level was seen to hold), walking at most ``levels`` 1 ¢ levels; the
   rest is left (:meth:`QuoteModel.levels`).
@@ -49,7 +50,7 @@ AGE_EDGES: Final = np.array([2.0, 6.0, 16.0, 61.0])  # minutes: [0,2) [2,6) [6,1
 PRICE_EDGES: Final = np.array([0.1, 0.3, 0.7, 0.9])
 N_AGE: Final = len(AGE_EDGES) + 1
 N_PRICE: Final = len(PRICE_EDGES) + 1
-MODEL_FORMAT: Final = 1
+MODEL_FORMAT: Final = 2
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class QuoteModel:
     levels: int = 3
     offsets_: dict[str, FloatArray] = field(default_factory=dict, repr=False)
     counts_: dict[str, IntArray] = field(default_factory=dict, repr=False)
-    crossed_spread_: float = float("nan")
+    crossed_spread_: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
     touch_size_: float = float("nan")
     n_fit_: int = 0
     fit_info_: dict[str, Any] = field(default_factory=dict)
@@ -132,7 +133,7 @@ class QuoteModel:
             a = _bucket(age, AGE_EDGES)
             p = _bucket(anchor, PRICE_EDGES)
             fine = ((kind * N_AGE + a) * N_PRICE + p) * 2 + crossed.astype(np.int64)
-            coarse = kind * N_AGE + a
+            coarse = (kind * N_AGE + a) * 2 + crossed.astype(np.int64)
             out.append(_Side(anchor, own_ok, own_ok | oth_ok, fine, coarse))
         return out[0], out[1], crossed
 
@@ -158,7 +159,7 @@ class QuoteModel:
                 f"need at least {self.min_count}"
             )
         n_fine = 2 * N_AGE * N_PRICE * 2
-        n_coarse = 2 * N_AGE
+        n_coarse = 2 * N_AGE * 2
         for name, side, target in (
             ("ask", ask_s, real_ask - ask_s.anchor),
             ("bid", bid_s, bid_s.anchor - real_bid),
@@ -180,15 +181,14 @@ class QuoteModel:
                 if len(sel) >= self.min_count:
                     table[f] = np.quantile(sel, QUANTILE_GRID)
                 else:  # back off to the (kind, age) bin
-                    c = f // (N_PRICE * 2)
+                    c = (f // (N_PRICE * 2)) * 2 + f % 2  # same kind, age and crossing
                     table[f] = table[n_fine + c]
             self.offsets_[name] = table
             self.counts_[name] = counts
         spread = (real_ask - real_bid)[rows & crossed]
-        all_spread = (real_ask - real_bid)[rows]
-        self.crossed_spread_ = float(
-            np.median(spread) if len(spread) >= self.min_count else np.median(all_spread)
-        )
+        if len(spread) < self.min_count:
+            spread = (real_ask - real_bid)[rows]
+        self.crossed_spread_ = np.quantile(spread, QUANTILE_GRID)
         sizes = np.asarray(print_sizes if print_sizes is not None else [], dtype=np.float64)
         sizes = sizes[sizes > 0]
         self.touch_size_ = float(np.median(sizes)) if len(sizes) else float("nan")
@@ -219,18 +219,26 @@ class QuoteModel:
         # above the last NO-taker print.
         ask = np.where(ask_s.own, np.fmax(ask, ask_s.anchor), ask)
         bid = np.where(bid_s.own, np.fmin(bid, bid_s.anchor), bid)
-        # A crossed pair (or a prediction that crosses) is uncertainty: widen around the mid.
+        # A crossed pair is uncertainty: widen it around the prints' mid to the q quantile of
+        # the real spread on crossed minutes; any other pair is kept at least 1 ¢ apart around
+        # the same mid. The mid is the prints', not the prediction's, so the touch stays
+        # monotone in the quantiles.
+        pmid = (ask_s.anchor + bid_s.anchor) / 2
+        half = np.where(crossed, max(self.crossed_spread(max(qa, qb)), 0.02) / 2, 0.005)
         with np.errstate(invalid="ignore"):
-            narrow = crossed | (bid > ask - 0.01)
-            mid = (ask + bid) / 2
-            half = max(self.crossed_spread_, 0.02) / 2
-            ask = np.where(narrow, np.fmax(ask, mid + half), ask)
-            bid = np.where(narrow, np.fmin(bid, mid - half), bid)
+            ask = np.fmax(ask, pmid + half)
+            bid = np.fmin(bid, pmid - half)
             ask = np.ceil(np.round(ask * 100, 6)) / 100
             bid = np.floor(np.round(bid * 100, 6)) / 100
             ask = np.where((ask >= 0.01) & (ask <= 0.99), ask, np.nan)
             bid = np.where((bid >= 0.01) & (bid <= 0.99), bid, np.nan)
         return bid.astype(np.float64), ask.astype(np.float64)
+
+    def crossed_spread(self, q: float) -> float:
+        """The ``q`` quantile of the real spread on minutes whose prints crossed: the width a
+        crossed (or crossing) rebuilt pair is widened to."""
+        self._check_fitted()
+        return float(np.interp(q, QUANTILE_GRID, self.crossed_spread_))
 
     def levels_for(self, count: Decimal) -> list[tuple[int, Decimal]]:
         """How a taker order of ``count`` contracts fills: (cents beyond the touch, contracts)
@@ -269,7 +277,7 @@ class QuoteModel:
                 "price_edges": PRICE_EDGES.tolist(),
                 "offsets": {k: v.tolist() for k, v in self.offsets_.items()},
                 "counts": {k: v.tolist() for k, v in self.counts_.items()},
-                "crossed_spread": self.crossed_spread_,
+                "crossed_spread": self.crossed_spread_.tolist(),
                 "touch_size": self.touch_size_ if np.isfinite(self.touch_size_) else None,
                 "n_fit": self.n_fit_,
                 "fit_info": self.fit_info_,
@@ -287,7 +295,7 @@ class QuoteModel:
         m = cls(**d["params"])
         m.offsets_ = {k: np.asarray(v, dtype=np.float64) for k, v in d["offsets"].items()}
         m.counts_ = {k: np.asarray(v, dtype=np.int64) for k, v in d["counts"].items()}
-        m.crossed_spread_ = float(d["crossed_spread"])
+        m.crossed_spread_ = np.asarray(d["crossed_spread"], dtype=np.float64)
         m.touch_size_ = float("nan") if d["touch_size"] is None else float(d["touch_size"])
         m.n_fit_ = int(d["n_fit"])
         m.fit_info_ = dict(d.get("fit_info", {}))

@@ -38,6 +38,7 @@ from kwx.backtest.metrics import BacktestMetrics, compute_metrics
 from kwx.backtest.panel import Panel, build_panel, executable_quotes
 from kwx.backtest.quote_fit import latest_quote_model
 from kwx.backtest.quote_model import QuoteModel
+from kwx.backtest.quote_split import QuoteSourceRow, quote_source_split, rebuilt_warning
 from kwx.backtest.report import metrics_dict, write_report
 from kwx.config import Settings
 from kwx.engine.agent import Agent, AgentStats
@@ -82,6 +83,7 @@ class BacktestOutcome:
     params: dict[str, Any]
     timings: dict[str, float]
     stats: AgentStats
+    quote_sources: list[QuoteSourceRow] = field(default_factory=list)
 
     def metrics_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,7 @@ class BacktestOutcome:
             "to": self.date_to.isoformat(),
             "fill_model": self.fill_model,
             **metrics_dict(self.metrics),
+            "by_quote_source": [r.as_dict() for r in self.quote_sources],
         }
 
 
@@ -568,7 +571,11 @@ def run_backtest(
     fills = [_to_record(f, context, source_of) for f in venue.fills]
     settlements, unsettled = settlements_of(prep.raw)
     metrics = compute_metrics(fills, settlements)
+    quote_sources = quote_source_split(fills, settlements)
     notes = [*prep.notes, *model.assumptions()]
+    warning = rebuilt_warning(quote_sources)
+    if warning:
+        notes.insert(0, warning)
     traded_unsettled = sorted({f.ticker for f in fills} & set(unsettled))
     if traded_unsettled:
         notes.append(
@@ -597,6 +604,7 @@ def run_backtest(
             settlements=settlements,
             reliability=reliability,
             notes=notes,
+            quote_sources=quote_sources,
         )
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -614,6 +622,7 @@ def run_backtest(
         params=params,
         timings=timings,
         stats=stats,
+        quote_sources=quote_sources,
     )
     conn.execute(
         "UPDATE backtest.runs SET params = %s, metrics = %s, report_path = %s, "
