@@ -7,25 +7,31 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from kwx.backtest.quote_model import QuoteInputs, QuoteModel
 
+FloatArray = npt.NDArray[np.float64]
 
-def _book(n: int, seed: int) -> tuple[QuoteInputs, np.ndarray, np.ndarray, np.ndarray]:
+
+def _book(n: int, seed: int) -> tuple[QuoteInputs, FloatArray, FloatArray, FloatArray]:
     """A generated market: a real touch around a wandering mid, prints that lifted it some
     minutes ago (the book has moved since, by an amount growing with the age)."""
     rng = np.random.default_rng(seed)
     mid = rng.uniform(0.05, 0.95, n)
     half = rng.integers(1, 8, n) / 100
     bid, ask = np.round(mid - half, 2), np.round(mid + half, 2)
-    ask_age = rng.integers(0, 90, n).astype(float)
-    bid_age = rng.integers(0, 90, n).astype(float)
-    drift = lambda age: rng.normal(0, 0.004, n) * np.sqrt(age + 1)  # noqa: E731
-    ask_print = np.clip(np.round(ask + drift(ask_age), 2), 0.01, 0.99)
-    bid_print = np.clip(np.round(bid + drift(bid_age), 2), 0.01, 0.99)
+    ask_age = rng.integers(0, 90, n).astype(np.float64)
+    bid_age = rng.integers(0, 90, n).astype(np.float64)
+
+    def drift(age: FloatArray) -> FloatArray:
+        return np.asarray(rng.normal(0, 0.004, n) * np.sqrt(age + 1), dtype=np.float64)
+
+    ask_print = np.clip(np.round(ask + drift(ask_age), 2), 0.01, 0.99).astype(np.float64)
+    bid_print = np.clip(np.round(bid + drift(bid_age), 2), 0.01, 0.99).astype(np.float64)
     ask_print[rng.random(n) < 0.1] = np.nan
-    sizes = rng.integers(1, 60, 5 * n).astype(float)
+    sizes = rng.integers(1, 60, 5 * n).astype(np.float64)
     return QuoteInputs(ask_print, ask_age, bid_print, bid_age), bid, ask, sizes
 
 

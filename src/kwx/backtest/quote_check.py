@@ -35,7 +35,7 @@ from kwx.backtest.ledger import FillRecord
 from kwx.backtest.loader import MINUTES_PER_DAY, RawData, load_raw
 from kwx.backtest.panel import Panel, build_panel
 from kwx.backtest.quote_model import QuoteModel
-from kwx.backtest.runner import BacktestOutcome, run_backtest
+from kwx.backtest.runner import BacktestOutcome, QuoteMode, run_backtest
 from kwx.config import Settings
 from kwx.registry import default_registry
 from kwx.store.engine import connect
@@ -48,6 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 PRICE_BOUND_CENTS: Final = 1.0
 ADVERSE_MINUTES: Final = (5, 30)
 FILL_MODEL_NAMES: Final = ("taker", "maker-a", "maker-b", "queue")
+QUOTE_MODES: Final[tuple[QuoteMode, ...]] = ("real", "prints")
 
 
 @dataclass
@@ -217,7 +218,7 @@ def quote_check(
     rows: dict[str, Any] = {}
     for name in fill_models:
         runs: dict[str, Any] = {}
-        for quotes in ("real", "prints"):
+        for quotes in QUOTE_MODES:
             if on_run is not None:
                 on_run(f"{name} on {quotes} quotes")
             out = run_backtest(
@@ -232,7 +233,7 @@ def quote_check(
                 classifier_horizon=None,
                 write_report_file=False,
                 journal=False,
-                quotes=quotes,  # type: ignore[arg-type]
+                quotes=quotes,
                 quote_model=model,
             )
             m = out.metrics
