@@ -7,7 +7,8 @@ mostly on rebuilt quotes is an estimate of an estimate; the report's headline sa
 words (:func:`rebuilt_warning`) rather than leaving it to a footnote.
 
 Each fill is held to its market's settlement (:func:`kwx.backtest.metrics.fill_pnl`), so the
-rows add up to the run's settled P&L; a fill whose market has no result is left out.
+rows add up to the run's P&L; a market with no result counts only when traded back to flat
+(marked at its last price), like the metrics' booked positions.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from decimal import Decimal
 from typing import Final
 
 from kwx.backtest.ledger import FillRecord, Settlement
-from kwx.backtest.metrics import fill_pnl
+from kwx.backtest.metrics import _yes_terms, fill_pnl
 
 __all__ = ["REBUILT_DOMINATES", "QuoteSourceRow", "quote_source_split", "rebuilt_warning"]
 
@@ -57,6 +58,17 @@ def quote_source_split(
 ) -> list[QuoteSourceRow]:
     """One row per quote source present among the settled fills (real first)."""
     value = {s.ticker: Decimal(1 if s.result == "yes" else 0) for s in settlements}
+    # A market without a result that was traded back to flat still has a P&L (the round
+    # trip's); any mark gives the same total, and its last traded price splits it sensibly.
+    net: dict[str, Decimal] = {}
+    last: dict[str, Decimal] = {}
+    for f in sorted(fills, key=lambda f: f.ts):
+        qty, yes_price = _yes_terms(f)
+        net[f.ticker] = net.get(f.ticker, Decimal(0)) + qty
+        last[f.ticker] = yes_price
+    for ticker, q in net.items():
+        if ticker not in value and q == 0:
+            value[ticker] = last[ticker]
     acc: dict[str, QuoteSourceRow] = {}
     for f in fills:
         if f.ticker not in value:
