@@ -65,7 +65,10 @@ def _cut(tmp: Path) -> None:
     markets[markets["event_ticker"].isin(EVENTS)].to_csv(
         tmp / "markets" / "KXHIGHCHI_2025-05.csv", index=False
     )
-    event = lambda s: s.str.rsplit("-", n=1).str[0].isin(EVENTS)  # noqa: E731
+
+    def event(tickers: pd.Series) -> pd.Series:
+        return tickers.str.rsplit("-", n=1).str[0].isin(EVENTS)
+
     candles = pd.read_parquet(kal / "candles_1m" / "KXHIGHCHI_2025-05.parquet")
     candles[event(candles["ticker"])].to_parquet(
         tmp / "candles" / "KXHIGHCHI_2025-05.parquet", index=False
@@ -218,7 +221,7 @@ def test_rebuilt_quotes_have_no_look_ahead(real: Settings, model: QuoteModel) ->
             conn.rollback()
     e = 1
     t = int((cut - raw.events[e].day_start).total_seconds() // 60)
-    for b, a in zip(before, after, strict=True):
+    for b, a in ((before[0], after[0]), (before[1], after[1]), (before[2], after[2])):
         np.testing.assert_array_equal(b[:e], a[:e])
         np.testing.assert_array_equal(b[e, : t + 1], a[e, : t + 1])
     assert not np.array_equal(before[1], after[1], equal_nan=True)  # the future did change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from kwx.backtest.fills import MakerB, TakerOnly
 from kwx.engine.ports import PlaceLimit, PlaceTaker
@@ -80,9 +81,10 @@ def test_resting_orders_fill_only_from_prints_after_placement() -> None:
     assert venue.order(order.order_id).filled == D("4")
 
 
-def _levels(count: D) -> list[tuple[int, D]]:
+def _levels(count: Decimal) -> list[tuple[int, Decimal]]:
     """A modelled book: 4 contracts a level, three levels."""
-    out, left = [], count
+    out: list[tuple[int, Decimal]] = []
+    left = count
     for lvl in range(3):
         if left <= 0:
             break

@@ -116,9 +116,11 @@ def _run_check(
     fit_to: dt.date,
     version: str | None,
     fill_models: list[str],
+    q: float = 0.9,
 ) -> dict[str, Any]:
     from kwx.backtest.quote_check import quote_check
     from kwx.backtest.quote_fit import fit_quote_model, latest_quote_model
+    from kwx.backtest.quote_model import QuoteModel
     from kwx.config import get_settings
     from kwx.store import migrate
     from kwx.store.engine import connect
@@ -131,7 +133,9 @@ def _run_check(
             assert stored is not None
             model = stored[1]
         else:
-            model = fit_quote_model(conn, settings, city, fit_from, fit_to)
+            model = fit_quote_model(
+                conn, settings, city, fit_from, fit_to, QuoteModel(q_ask=q, q_bid=q)
+            )
         return quote_check(
             conn,
             settings,
@@ -157,6 +161,9 @@ def check(
     fill_model: Annotated[
         list[str] | None, typer.Option("--fill-model", help="Repeat; default all four.")
     ] = None,
+    q: Annotated[
+        float, typer.Option("--quantile", help="Quantile of the offsets when fitting here.")
+    ] = 0.9,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line last.")] = False,
 ) -> None:
     """Backtest the checked days on the real book and on prints only, per fill model; the price
@@ -177,6 +184,7 @@ def check(
             _date(fit_to, "--fit-to"),
             version,
             models,
+            q,
         )
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
