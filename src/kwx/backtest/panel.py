@@ -201,6 +201,9 @@ def build_panel(raw: RawData) -> Panel:
         ):
             cols[name][ev, t, k] = np.asarray(p[src], dtype=np.float64)[keep]
     _fill_p_mkt(panel)
+    # p_mkt's quote source per bracket: 1 where its price is the mid of the exchange's own
+    # bid/ask, 0 where it came from the last trade print (pmf.market's fallback).
+    cols["p_mkt_real"] = (~np.isnan(yes_bid) & ~np.isnan(yes_ask)).astype(np.float64)
 
     # ---------------------------------------------------------------- trade prints, weather
     cols["has_trade"] = (
