@@ -103,7 +103,9 @@ def test_each_minute_reads_only_its_own_inputs(fitted: QuoteModel) -> None:
     """No look-ahead within the model: changing later minutes' prints moves no earlier one."""
     x, _, _, _ = _book(1_000, 6)
     before = fitted.predict(x)
-    later = QuoteInputs(*(np.concatenate([v[:500], v[500:][::-1]]) for v in vars(x).values()))
+    later = QuoteInputs(
+        *(np.concatenate([v[:500], v[500:][::-1]]) for v in vars(x).values() if v is not None)
+    )
     after = fitted.predict(later)
     for b, a in zip(before, after, strict=True):
         np.testing.assert_array_equal(b[:500], a[:500])

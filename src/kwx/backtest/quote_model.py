@@ -11,7 +11,9 @@ learnt on minutes where the exchange's bid/ask are known:
   for the bid) when at most ``max_age_min`` old, else the other side's print;
 * the offset from the anchor to the real touch (``ask − anchor``, ``anchor − bid``) is binned by
   (anchor kind, anchor age, price level, whether the two prints cross) and its empirical
-  quantiles are kept per bin (coarser bins where a bin has few rows);
+  quantiles are kept per bin (coarser bins where a bin has few rows), and apart for *hot*
+  minutes (20-minute volume in the fit window's top quarter: after a burst of one-sided flow
+  the makers pull their quotes and the real book is far wider than the prints say);
 * the ask is ``anchor + offset quantile(q_ask)`` with ``q_ask`` high, the bid ``anchor − offset
   quantile(q_bid)``: the rebuilt spread is wide where the real one was wide given the prints;
 * **a consumed level is gone**: after a YES-taker print at p the ask is not below p (and the bid
@@ -50,7 +52,8 @@ AGE_EDGES: Final = np.array([2.0, 6.0, 16.0, 61.0])  # minutes: [0,2) [2,6) [6,1
 PRICE_EDGES: Final = np.array([0.1, 0.3, 0.7, 0.9])
 N_AGE: Final = len(AGE_EDGES) + 1
 N_PRICE: Final = len(PRICE_EDGES) + 1
-MODEL_FORMAT: Final = 2
+N_REGIME: Final = 4  # crossed prints (1) + hot volume (2)
+MODEL_FORMAT: Final = 3
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,12 @@ class QuoteInputs:
     ask_age: FloatArray
     bid_print: FloatArray
     bid_age: FloatArray
+    volume: FloatArray | None = None  # contracts traded in the last 20 minutes
 
     @classmethod
     def from_panel_cols(cls, cols: dict[str, FloatArray]) -> QuoteInputs:
-        return cls(cols["tb_ask"], cols["tb_ask_age"], cols["tb_bid"], cols["tb_bid_age"])
+        c = cols
+        return cls(c["tb_ask"], c["tb_ask_age"], c["tb_bid"], c["tb_bid_age"], c["volume_20m"])
 
 
 @dataclass
@@ -104,6 +109,7 @@ class QuoteModel:
     counts_: dict[str, IntArray] = field(default_factory=dict, repr=False)
     crossed_spread_: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
     touch_size_: float = float("nan")
+    hot_volume_: float = float("nan")
     n_fit_: int = 0
     fit_info_: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +128,10 @@ class QuoteModel:
         ok_b = ~np.isnan(x.bid_print) & (x.bid_age <= self.max_age_min)
         with np.errstate(invalid="ignore"):
             crossed = ok_a & ok_b & (x.bid_print >= x.ask_print)
+        hot = np.zeros(crossed.shape, dtype=bool)
+        if x.volume is not None and np.isfinite(self.hot_volume_):
+            hot = np.nan_to_num(x.volume, nan=0.0) >= self.hot_volume_
+        regime = crossed.astype(np.int64) + 2 * hot.astype(np.int64)
         out = []
         for own_p, own_age, own_ok, oth_p, oth_age, oth_ok in (
             (x.ask_print, x.ask_age, ok_a, x.bid_print, x.bid_age, ok_b),
@@ -132,8 +142,8 @@ class QuoteModel:
             kind = np.where(own_ok, 0, 1).astype(np.int64)
             a = _bucket(age, AGE_EDGES)
             p = _bucket(anchor, PRICE_EDGES)
-            fine = ((kind * N_AGE + a) * N_PRICE + p) * 2 + crossed.astype(np.int64)
-            coarse = (kind * N_AGE + a) * 2 + crossed.astype(np.int64)
+            fine = ((kind * N_AGE + a) * N_PRICE + p) * N_REGIME + regime
+            coarse = (kind * N_AGE + a) * N_REGIME + regime
             out.append(_Side(anchor, own_ok, own_ok | oth_ok, fine, coarse))
         return out[0], out[1], crossed
 
@@ -153,13 +163,16 @@ class QuoteModel:
         ask_s, bid_s, crossed = self._sides(x)
         real = ~np.isnan(real_bid) & ~np.isnan(real_ask)
         rows = real & ask_s.have & bid_s.have
+        if x.volume is not None and rows.any():
+            self.hot_volume_ = max(float(np.quantile(np.nan_to_num(x.volume[rows]), 0.75)), 1.0)
+            ask_s, bid_s, crossed = self._sides(x)
         if rows.sum() < self.min_count:
             raise ValueError(
                 f"QuoteModel.fit: {int(rows.sum())} minutes with real bid/ask and prints; "
                 f"need at least {self.min_count}"
             )
-        n_fine = 2 * N_AGE * N_PRICE * 2
-        n_coarse = 2 * N_AGE * 2
+        n_fine = 2 * N_AGE * N_PRICE * N_REGIME
+        n_coarse = 2 * N_AGE * N_REGIME
         for name, side, target in (
             ("ask", ask_s, real_ask - ask_s.anchor),
             ("bid", bid_s, bid_s.anchor - real_bid),
@@ -181,7 +194,7 @@ class QuoteModel:
                 if len(sel) >= self.min_count:
                     table[f] = np.quantile(sel, QUANTILE_GRID)
                 else:  # back off to the (kind, age) bin
-                    c = (f // (N_PRICE * 2)) * 2 + f % 2  # same kind, age and crossing
+                    c = (f // (N_PRICE * N_REGIME)) * N_REGIME + f % N_REGIME  # same regime
                     table[f] = table[n_fine + c]
             self.offsets_[name] = table
             self.counts_[name] = counts
@@ -279,6 +292,7 @@ class QuoteModel:
                 "counts": {k: v.tolist() for k, v in self.counts_.items()},
                 "crossed_spread": self.crossed_spread_.tolist(),
                 "touch_size": self.touch_size_ if np.isfinite(self.touch_size_) else None,
+                "hot_volume": self.hot_volume_ if np.isfinite(self.hot_volume_) else None,
                 "n_fit": self.n_fit_,
                 "fit_info": self.fit_info_,
             }
@@ -298,5 +312,6 @@ class QuoteModel:
         m.crossed_spread_ = np.asarray(d["crossed_spread"], dtype=np.float64)
         m.touch_size_ = float("nan") if d["touch_size"] is None else float(d["touch_size"])
         m.n_fit_ = int(d["n_fit"])
+        m.hot_volume_ = float("nan") if d["hot_volume"] is None else float(d["hot_volume"])
         m.fit_info_ = dict(d.get("fit_info", {}))
         return m
