@@ -778,6 +778,7 @@ def _register_areas() -> None:
         live_cmds,
         model_cmds,
         quickstart_cmds,
+        quotes_cmds,
     )
 
     for area in (
@@ -789,6 +790,7 @@ def _register_areas() -> None:
         evaluate_cmds,
         live_cmds,
         emos_cmds,
+        quotes_cmds,
     ):
         area.register(app, bench_app)
 

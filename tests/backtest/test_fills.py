@@ -52,28 +52,29 @@ def test_taker_model_never_fills_a_resting_order() -> None:
     assert _filled(venue) == []
 
 
-def test_maker_b_fills_from_prints_at_or_through_the_limit() -> None:
+def test_maker_b_fills_only_from_prints_through_the_limit() -> None:
+    # The 6 printed at our price 0.40 may have been the queue ahead of us: no fill (issue 13).
     venue = _rest(ArrayTape.from_rows(PRINTS), MakerB())
-    assert _filled(venue) == [(D("6"), minute(2) + 5 * S), (D("3"), minute(4) + 5 * S)]
+    assert _filled(venue) == [(D("3"), minute(4) + 5 * S)]
 
 
 def test_maker_b_on_the_no_side() -> None:
     # A NO bid at 0.55 is a YES ask at 0.45: YES takers paying ≥ 0.45 hit it.
     prints = [
         (A, minute(2) + S, D("4"), D("0.44"), "yes"),  # NO price 0.56 > 0.55: not through
-        (A, minute(2) + 2 * S, D("4"), D("0.45"), "yes"),
-        (A, minute(2) + 3 * S, D("4"), D("0.47"), "yes"),
+        (A, minute(2) + 2 * S, D("4"), D("0.45"), "yes"),  # at our price: not through
+        (A, minute(2) + 3 * S, D("5"), D("0.47"), "yes"),
     ]
     venue = _rest(ArrayTape.from_rows(prints), MakerB(), price="0.55", side="no")
-    assert [c for c, _ in _filled(venue)] == [D("4"), D("4")]
+    assert [c for c, _ in _filled(venue)] == [D("5")]
 
 
-def test_maker_a_fills_a_share_of_the_volume_of_minutes_that_reached_the_limit() -> None:
+def test_maker_a_fills_a_share_of_the_volume_of_minutes_that_traded_through_the_limit() -> None:
     venue = _rest(ArrayTape.from_rows(PRINTS), MakerA(participation=0.5))
-    # Minute 2: low 0.40 ≤ 0.40, volume 14 → 7. Minute 3: low 0.41, not reached.
-    # Minute 4: low 0.39, volume 3 → 1 (floor of 1.5). Minute 0 was before placement.
+    # Minute 2: low 0.40 = 0.40, only at the limit: no fill. Minute 3: low 0.41, not reached.
+    # Minute 4: low 0.39 < 0.40, volume 3 → 1 (floor of 1.5). Minute 0 was before placement.
     end = dt.timedelta(seconds=60) - dt.timedelta(microseconds=1)
-    assert _filled(venue) == [(D("7"), minute(2) + end), (D("1"), minute(4) + end)]
+    assert _filled(venue) == [(D("1"), minute(4) + end)]
 
 
 def test_queue_without_depth_assumes_recent_volume_ahead() -> None:

@@ -50,7 +50,7 @@ def bracket(
         index=index,
         yes_bid=None if bid is None else D(bid),
         yes_ask=None if ask is None else D(ask),
-        quote_source="book",
+        quote_source="real",
         p=p,
         p_mkt=p,
         p_wx=p,

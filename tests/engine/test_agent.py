@@ -55,8 +55,9 @@ def _day() -> tuple[ListFeed, ArrayTape]:
         [
             # Before our NO bid exists (minute 0): must never fill it.
             (B, minute(0) + secs, D("50"), D("0.70"), "yes"),
-            # YES takers lift NO bids at 0.30 (YES 0.70) then through it at 0.28 (YES 0.72).
-            (B, minute(3) + secs, D("7"), D("0.70"), "yes"),
+            # YES takers lift NO bids through 0.30: at 0.29 (YES 0.71), then at 0.28 (YES 0.72).
+            # (A print at our 0.30 itself would not fill maker-b: the queue ahead is unknown.)
+            (B, minute(3) + secs, D("7"), D("0.71"), "yes"),
             (B, minute(4) + secs, D("5"), D("0.72"), "yes"),
             # A NO taker at YES 0.70 hits YES bids: not our side, no fill.
             (B, minute(4) + secs, D("9"), D("0.70"), "no"),
@@ -95,7 +96,7 @@ def test_scripted_day_fills_positions_and_pnl_by_hand(conn: Conn) -> None:
         D("0.18"),
     )
     assert fills[0].is_taker and fills[0].ts == minute(0)
-    # NO 0.30 fills 7 from the 0.30 print, then the remaining 3 from the print through it;
+    # NO 0.30 fills 7 from the 0.29 print, then the remaining 3 from the 0.28 one;
     # the earlier 50 (before placement) and the NO taker's print never touch it. Makers in a
     # quadratic series pay nothing.
     no_fills = [(f.count, f.price, f.fee, f.is_taker, f.ts) for f in fills if f.ticker == B]

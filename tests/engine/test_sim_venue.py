@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from kwx.backtest.fills import MakerB, TakerOnly
 from kwx.engine.ports import PlaceLimit, PlaceTaker
@@ -68,8 +69,8 @@ def test_resting_orders_fill_only_from_prints_after_placement() -> None:
     secs = dt.timedelta(seconds=10)
     tape = ArrayTape.from_rows(
         [
-            (A, minute(0) + secs, D("4"), D("0.41"), "no"),  # before we rest: ignored
-            (A, minute(2) + secs, D("4"), D("0.41"), "no"),
+            (A, minute(0) + secs, D("4"), D("0.40"), "no"),  # before we rest: ignored
+            (A, minute(2) + secs, D("4"), D("0.40"), "no"),  # through our 0.41 bid
         ]
     )
     venue = SimulatedVenue(tape, MakerB())
@@ -78,3 +79,37 @@ def test_resting_orders_fill_only_from_prints_after_placement() -> None:
     fills = venue.advance(minute(3))
     assert [(f.count, f.ts) for f in fills] == [(D("4"), minute(2) + secs)]
     assert venue.order(order.order_id).filled == D("4")
+
+
+def _levels(count: Decimal) -> list[tuple[int, Decimal]]:
+    """A modelled book: 4 contracts a level, three levels."""
+    out: list[tuple[int, Decimal]] = []
+    left = count
+    for lvl in range(3):
+        if left <= 0:
+            break
+        out.append((lvl, min(left, D("4"))))
+        left -= min(left, D("4"))
+    return out
+
+
+def test_depth_limited_taker_walks_the_levels_and_leaves_the_rest() -> None:
+    venue = SimulatedVenue(ArrayTape(), TakerOnly(slippage=D("0.01")), taker_levels=_levels)
+    order, fills = venue.place(PlaceTaker(A, "yes", "buy", D("0.99"), D("20")), _snap(0))  # type: ignore[arg-type]
+    # 0.44 + 1¢, then a cent deeper per level: 4 @0.45, 4 @0.46, 4 @0.47; 8 left.
+    assert [(f.price, f.count) for f in fills] == [
+        (D("0.45"), D("4")),
+        (D("0.46"), D("4")),
+        (D("0.47"), D("4")),
+    ]
+    assert (order.status, order.filled) == ("canceled", D("12"))
+    assert "depth" in order.reason
+    # The limit stops the walk; a sell walks down.
+    order, fills = venue.place(PlaceTaker(A, "yes", "buy", D("0.46"), D("20")), _snap(1))  # type: ignore[arg-type]
+    assert [f.price for f in fills] == [D("0.45"), D("0.46")] and order.filled == D("8")
+    order, fills = venue.place(PlaceTaker(A, "yes", "sell", D("0.01"), D("6")), _snap(2))  # type: ignore[arg-type]
+    assert [(f.price, f.count) for f in fills] == [(D("0.39"), D("4")), (D("0.38"), D("2"))]
+    assert order.status == "filled"
+    # Within one level it is the old rule: the whole order at the touch.
+    order, fills = venue.place(PlaceTaker(A, "yes", "buy", D("0.99"), D("3")), _snap(3))  # type: ignore[arg-type]
+    assert [(f.price, f.count) for f in fills] == [(D("0.45"), D("3"))]

@@ -32,7 +32,9 @@ __all__ = ["FEATURE_COLUMNS", "FEED_COLUMNS", "FeedArrays", "HistoricalFeed"]
 FloatArray = npt.NDArray[np.float64]
 T: Final = MINUTES_PER_DAY
 _CENTS: Final = tuple(Decimal(i).scaleb(-2) for i in range(101))
-_SOURCES: Final = ("none", "book", "trades", "mixed")
+# Where a bracket's executable touch came from (issue 13): the exchange's bid/ask (``real``),
+# the quote model from the prints (``rebuilt``), or one side of each (``mixed``).
+_SOURCES: Final = ("none", "real", "rebuilt", "mixed")
 
 # Panel columns carried in every BracketView.features (and logged with each decision).
 FEATURE_COLUMNS: Final = (
@@ -55,6 +57,7 @@ FEATURE_COLUMNS: Final = (
     "flow_pct",
     "hazard_score",
     "relative_cal",
+    "p_mkt_real",
 )
 _VIEW_COLUMNS: Final = (
     "p",

@@ -12,12 +12,12 @@ name       a resting order at (side, L) fills…
 =========  ==================================================================================
 taker      never: only taker orders trade, at the touch plus slippage (the pessimistic bound
            for maker orders).
-maker-a    in each whole minute after placement whose trade prices reached L (for a YES bid:
-           the minute's low ≤ L — the seed's "limit inside [low, close]", extended to limits
-           above the close, which the market traded through), by ``participation`` × the
-           minute's volume. Reads only the minute bars.
-maker-b    from each print that hit bids on our side at or through L (at price ≤ L), up to
-           the print's size. No queue: the optimistic bound.
+maker-a    in each whole minute after placement whose trades went *through* L (for a YES bid:
+           the minute's low < L; a print at L may have filled only the queue ahead of us), by
+           ``participation`` × the minute's volume. Reads only the minute bars.
+maker-b    from each print that hit bids on our side strictly through L (at price < L), up to
+           the print's size. No queue, but no fill at our price either (issue 13: a maker is
+           filled when the market trades through it — that is where adverse selection lives).
 queue      queue-aware (hftbacktest style): the size ahead of us at L is taken from L2 depth
            when recorded (``md.orderbook_snapshot``/``_delta``), counted down by prints at L,
            and optionally by cancels at L with a probabilistic split (the share of a cancel
@@ -82,8 +82,9 @@ class TakerOnly:
 
     def assumptions(self) -> list[str]:
         return [
-            f"Fill model 'taker': taker orders fill in full at the touch plus {self.slippage} "
-            "slippage; resting limit orders are never filled (a pessimistic bound for makers)."
+            f"Fill model 'taker': taker orders fill at the touch plus {self.slippage} "
+            "slippage (within the quote model's depth when one is used); resting limit orders "
+            "are never filled (a pessimistic bound for makers)."
         ]
 
 
@@ -112,9 +113,9 @@ class MakerA:
         if sl.stop <= sl.start:
             return []
         if order.book_side == "yes":
-            reached = bars.low[sl] <= order.book_price
+            reached = bars.low[sl] < order.book_price
         else:
-            reached = (MICRO - bars.high[sl]) <= order.book_price
+            reached = (MICRO - bars.high[sl]) < order.book_price
         # Whole contracts (hundredths: counts are stored to 0.01 contract).
         qty = (np.floor(bars.volume[sl] * self.participation / HUNDREDTHS) * HUNDREDTHS).astype(
             np.int64
@@ -128,16 +129,16 @@ class MakerA:
     def assumptions(self) -> list[str]:
         return [
             "Fill model 'maker-a': a resting limit fills in each whole minute after placement "
-            "whose trades reached its price (YES bid L: the minute's low ≤ L; NO bid: the high "
-            f"≥ 1 − L), by {self.participation:.0%} of that minute's volume (whole contracts), "
-            "at the limit; "
+            "whose trades went through its price (YES bid L: the minute's low < L; NO bid: the "
+            f"high > 1 − L), by {self.participation:.0%} of that minute's volume "
+            "(whole contracts), at the limit; "
             f"takers pay the touch plus {self.slippage}."
         ]
 
 
 @dataclass
 class MakerB:
-    """``maker-b``: every print at or through the limit on our side fills us, up to its size."""
+    """``maker-b``: every print through the limit on our side fills us, up to its size."""
 
     slippage: Decimal = DEFAULT_SLIPPAGE
     name: str = "maker-b"
@@ -153,7 +154,7 @@ class MakerB:
         if sl.stop <= sl.start:
             return []
         hits, price = _hits_on(prints, sl, order.book_side)
-        ok = hits & (price <= order.book_price)
+        ok = hits & (price < order.book_price)
         return [
             (int(t), int(c))
             for t, c in zip(prints.ts_ns[sl][ok], prints.count[sl][ok], strict=True)
@@ -162,8 +163,9 @@ class MakerB:
     def assumptions(self) -> list[str]:
         return [
             "Fill model 'maker-b': a resting limit fills from every trade print (md.trades) "
-            "after placement that hit bids on its side at or through its price, up to the "
-            "print's size, with no queue ahead (an optimistic bound); takers pay the touch "
+            "after placement that hit bids on its side strictly through its price, up to the "
+            "print's size (a print at the price fills nobody: the queue is unknown); takers "
+            "pay the touch "
             f"plus {self.slippage}."
         ]
 

@@ -24,7 +24,9 @@ class FillRecord:
 
     ``price`` is the price of the side traded (a NO buy at 0.70 has ``price == 0.70``, i.e. a
     YES price of 0.30), in dollars; ``count`` contracts; ``fee`` in dollars, already charged.
-    ``ts`` is timezone-aware UTC.
+    ``ts`` is timezone-aware UTC. ``quote_source`` is where the touch at the fill's minute came
+    from: ``real`` (the exchange's bid/ask), ``rebuilt`` (the quote model, from prints; a side
+    of each counts as ``rebuilt``) or ``""`` when unknown (live fills, old rows).
     """
 
     ts: datetime
@@ -40,6 +42,7 @@ class FillRecord:
     hazard_next_60m: float | None
     p_fused_norm: float | None
     order_id: str
+    quote_source: str = ""
 
     def __post_init__(self) -> None:
         where = f"fill {self.order_id!r} on {self.ticker!r}"

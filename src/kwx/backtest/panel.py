@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kwx.backtest.loader import MINUTES_PER_DAY, EventMeta, RawData
+from kwx.backtest.quote_model import QuoteInputs, QuoteModel
 from kwx.pmf.market import bracket_prices, implied_pmf
 
 __all__ = ["Panel", "build_panel", "executable_quotes"]
@@ -200,6 +201,9 @@ def build_panel(raw: RawData) -> Panel:
         ):
             cols[name][ev, t, k] = np.asarray(p[src], dtype=np.float64)[keep]
     _fill_p_mkt(panel)
+    # p_mkt's quote source per bracket: 1 where its price is the mid of the exchange's own
+    # bid/ask, 0 where it came from the last trade print (pmf.market's fallback).
+    cols["p_mkt_real"] = (~np.isnan(yes_bid) & ~np.isnan(yes_ask)).astype(np.float64)
 
     # ---------------------------------------------------------------- trade prints, weather
     cols["has_trade"] = (
@@ -343,15 +347,44 @@ def _group_cummax(x: FloatArray, group: npt.NDArray[np.int64]) -> FloatArray:
 
 
 def executable_quotes(
-    panel: Panel, max_age_min: float
+    panel: Panel, max_age_min: float, model: QuoteModel | None = None
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int8]]:
     """The touch the strategy and the venue use: the quoted bid/ask where the data has them,
-    else each side rebuilt from the last print of the taker who lifted it (a YES taker paid
-    the ask, a NO taker sold at the bid) when at most ``max_age_min`` old. A rebuilt pair
-    that crosses keeps the fresher side and puts the other one tick away. Returns (bid, ask,
+    else each side rebuilt from the prints.
+
+    With a fitted ``model`` (:class:`~kwx.backtest.quote_model.QuoteModel`, fitted on real
+    quotes) the rebuilt side is that model's conservative quantile of the real touch given the
+    prints. Without one, the legacy rule: the last print of the taker who lifted it (a YES
+    taker paid the ask, a NO taker sold at the bid) when at most ``max_age_min`` old, a crossed
+    pair keeping the fresher side and putting the other one tick away — kinder than the real
+    book (issue 13), kept only for stores where no model has been fitted. Returns (bid, ask,
     source) with source 0 none, 1 book, 2 trades, 3 mixed (per side)."""
     c = panel.cols
     book_bid, book_ask = c["yes_bid"], c["yes_ask"]
+    if model is not None:
+        tb_bid, tb_ask = model.predict(QuoteInputs.from_panel_cols(c))
+        bid = np.where(np.isnan(book_bid), tb_bid, book_bid)
+        ask = np.where(np.isnan(book_ask), tb_ask, book_ask)
+        with np.errstate(invalid="ignore"):
+            # One side real, the other rebuilt: a rebuilt side never crosses the real one.
+            bad = bid >= ask
+        bid = np.where(bad & np.isnan(book_bid), np.nan, bid)
+        ask = np.where(bad & np.isnan(book_ask), np.nan, ask)
+    else:
+        bid, ask = _legacy_rebuilt(c, book_bid, book_ask, max_age_min)
+    bid = np.round(bid, 2).astype(np.float64)
+    ask = np.round(ask, 2).astype(np.float64)
+    from_book = (~np.isnan(book_bid)).astype(np.int8) + (~np.isnan(book_ask)).astype(np.int8)
+    have = (~np.isnan(bid)).astype(np.int8) + (~np.isnan(ask)).astype(np.int8)
+    source = np.where(
+        have == 0, 0, np.where(from_book == have, 1, np.where(from_book == 0, 2, 3))
+    ).astype(np.int8)
+    return bid, ask, source
+
+
+def _legacy_rebuilt(
+    c: dict[str, FloatArray], book_bid: FloatArray, book_ask: FloatArray, max_age_min: float
+) -> tuple[FloatArray, FloatArray]:
     tb_bid = np.where(c["tb_bid_age"] <= max_age_min, c["tb_bid"], np.nan)
     tb_ask = np.where(c["tb_ask_age"] <= max_age_min, c["tb_ask"], np.nan)
     bid = np.where(np.isnan(book_bid), tb_bid, book_bid)
@@ -365,11 +398,4 @@ def executable_quotes(
         ask = np.where(crossed & ~ask_fresher, bid + 0.01, ask)
         bid = np.where((bid < 0.01) | (bid > 0.99), np.nan, bid)
         ask = np.where((ask < 0.01) | (ask > 0.99), np.nan, ask)
-    bid = np.round(bid, 2).astype(np.float64)
-    ask = np.round(ask, 2).astype(np.float64)
-    from_book = (~np.isnan(book_bid)).astype(np.int8) + (~np.isnan(book_ask)).astype(np.int8)
-    have = (~np.isnan(bid)).astype(np.int8) + (~np.isnan(ask)).astype(np.int8)
-    source = np.where(
-        have == 0, 0, np.where(from_book == have, 1, np.where(from_book == 0, 2, 3))
-    ).astype(np.int8)
-    return bid, ask, source
+    return bid, ask

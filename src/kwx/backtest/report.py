@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from kwx.backtest.ledger import Settlement
 from kwx.backtest.metrics import BacktestMetrics
+from kwx.backtest.quote_split import QuoteSourceRow, rebuilt_warning
 
 __all__ = ["DEFINITIONS", "MAX_TRADES", "metrics_dict", "metrics_json", "write_report"]
 
@@ -315,6 +316,24 @@ def _results(settlements: Sequence[Settlement] | pd.DataFrame) -> dict[str, str]
     return {s.ticker: s.result for s in settlements}
 
 
+def _quote_source_section(rows: Sequence[QuoteSourceRow]) -> dict[str, Any]:
+    """Template fields of the headline's split of P&L by quote source (issue 13)."""
+    return {
+        "quote_sources": [
+            {
+                "source": r.source or "unknown",
+                "fills": r.fills,
+                "contracts": f"{r.contracts:,.0f}",
+                "pnl": _money(r.pnl),
+                "per": "—" if r.pnl_per_contract is None else f"{100 * r.pnl_per_contract:+.2f} ¢",
+                "css": _css(r.pnl),
+            }
+            for r in rows
+        ],
+        "quote_warning": rebuilt_warning(rows),
+    }
+
+
 def write_report(
     path: Path,
     *,
@@ -325,12 +344,15 @@ def write_report(
     reliability: pd.DataFrame | None,
     notes: list[str],
     max_trades: int = MAX_TRADES,
+    quote_sources: Sequence[QuoteSourceRow] = (),
 ) -> Path:
     """Write the HTML report to ``path`` (parents created) and return the path.
 
     ``fills_frame`` is :func:`kwx.backtest.ledger.fills_frame` output; ``reliability`` has
     columns ``mean_pred, frac_pos, count`` (one row per probability bin) or is ``None``;
-    ``notes`` are shown first, followed by the definitions of the figures.
+    ``notes`` are shown first, followed by the definitions of the figures. ``quote_sources``
+    (:func:`kwx.backtest.quote_split.quote_source_split`) splits the headline P&L by where the
+    quotes came from, with a warning when rebuilt quotes dominate.
     """
     has_fills = metrics.n_fills > 0
     has_days = not metrics.daily.empty
@@ -375,6 +397,7 @@ def write_report(
         trades_note=trades_note,
         open_positions=list(metrics.open_positions),
         notes=[*notes, *DEFINITIONS],
+        **_quote_source_section(quote_sources),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

@@ -20,9 +20,9 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,9 @@ from kwx.backtest.ledger import FillRecord, Settlement, fills_frame
 from kwx.backtest.loader import MINUTES_PER_DAY, RawData, load_raw
 from kwx.backtest.metrics import BacktestMetrics, compute_metrics
 from kwx.backtest.panel import Panel, build_panel, executable_quotes
+from kwx.backtest.quote_fit import latest_quote_model
+from kwx.backtest.quote_model import QuoteModel
+from kwx.backtest.quote_split import QuoteSourceRow, quote_source_split, rebuilt_warning
 from kwx.backtest.report import metrics_dict, write_report
 from kwx.config import Settings
 from kwx.engine.agent import Agent, AgentStats
@@ -59,6 +62,8 @@ Conn = psycopg.Connection[tuple[object, ...]]
 FloatArray = npt.NDArray[np.float64]
 T = MINUTES_PER_DAY
 RELIABILITY_EVERY_MIN = 10
+QuoteMode = Literal["real", "prints"]
+QUOTE_SOURCE_NAMES = ("none", "real", "rebuilt", "rebuilt")  # by executable_quotes' source code
 
 
 @dataclass
@@ -78,6 +83,7 @@ class BacktestOutcome:
     params: dict[str, Any]
     timings: dict[str, float]
     stats: AgentStats
+    quote_sources: list[QuoteSourceRow] = field(default_factory=list)
 
     def metrics_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class BacktestOutcome:
             "to": self.date_to.isoformat(),
             "fill_model": self.fill_model,
             **metrics_dict(self.metrics),
+            "by_quote_source": [r.as_dict() for r in self.quote_sources],
         }
 
 
@@ -177,8 +184,15 @@ def prepare(
     strategy: ValueStrategy,
     mc_version: str | None = None,
     classifier_horizon: str | None = "5m",
+    quotes: QuoteMode = "real",
+    quote_model: QuoteModel | None = None,
 ) -> Prepared:
-    """Load the range and compute every array the feed replays."""
+    """Load the range and compute every array the feed replays.
+
+    ``quotes="prints"`` hides the exchange's bid/ask (and the p_mkt / p_fused_norm stored
+    from them) before anything is computed, so the run sees only what a prints-only history
+    has: the check of how far a rebuilt-quote backtest is from the real book.
+    """
     target = default_registry().resolve(city)
     raw = load_raw(
         conn,
@@ -188,20 +202,47 @@ def prepare(
         mc_version=mc_version,
         connect_again=lambda: connect(settings),
     )
+    if quotes == "prints":
+        raw = hide_book(raw)
     panel = build_panel(raw)
     cfg = strategy.config
     notes = [*raw.notes, *panel.notes]
     e_n, _, k_n = panel.shape
     c = panel.cols
     exists = np.broadcast_to((panel.tid_grid >= 0)[:, None, :], (e_n, T, k_n))
-    bid, ask, source = executable_quotes(panel, cfg.signals.quote_max_age_min)
-    if (source == 2).any():
+    bid, ask, source = executable_quotes(panel, cfg.signals.quote_max_age_min, quote_model)
+    if (source >= 2).any() and quote_model is not None:
+        info = quote_model.fit_info_
+        notes.append(
+            "Where the data has no bid/ask the touch is rebuilt by the quote model fitted on "
+            f"real quotes ({info.get('city', '?')} {info.get('fit_from', '?')} → "
+            f"{info.get('fit_to', '?')}): the ask at the {quote_model.q_ask:.0%} quantile and the "
+            f"bid at the {1 - quote_model.q_bid:.0%} quantile of the real touch given the "
+            "prints, never through a consumed level, crossed prints widened; takers fill at "
+            f"most {quote_model.touch_size_:g} contracts a level over {quote_model.levels} "
+            "levels."
+        )
+        overlap = _fit_overlap(quote_model, date_from, date_to)
+        if overlap:
+            notes.append(
+                f"The quote model was fitted on {overlap} of this run's days: its rebuilt "
+                "quotes are in-sample there."
+            )
+    elif (source >= 2).any():
         notes.append(
             "Where the data has no bid/ask (every 2023–24 market here: candles are rebuilt from "
             "trades), the touch is rebuilt from the prints: the ask is the last price a YES "
             "taker paid, the bid the last price a NO taker sold YES at, each at most "
-            f"{cfg.signals.quote_max_age_min} min old; a crossed pair keeps the fresher side."
+            f"{cfg.signals.quote_max_age_min} min old; a crossed pair keeps the fresher side. "
+            "No quote model is fitted in this store (kwx quotes fit): these quotes are KINDER "
+            "than the real book (issue 13) and the P&L is not to be believed."
         )
+    n_open = int((source[exists] > 0).sum())
+    share_rebuilt = int((source[exists] >= 2).sum()) / max(n_open, 1)
+    notes.append(
+        f"Quote source: {share_rebuilt:.0%} of the quoted bracket-minutes are rebuilt from "
+        "prints, the rest the exchange's bid/ask."
+    )
 
     def flat(x: FloatArray) -> FloatArray:
         return x.reshape(e_n * T, k_n)
@@ -247,6 +288,35 @@ def prepare(
     terms = signals(p_cal)
     arrays = feed_arrays(panel, strategy, p=p, bid=bid, ask=ask, quote_source=source, terms=terms)
     return Prepared(raw, panel, arrays, notes)
+
+
+def hide_book(raw: RawData) -> RawData:
+    """``raw`` as a prints-only history would have it: no bid/ask in the candles, and no
+    p_mkt / p_fused_norm from pmf.minute (both were computed from the hidden quotes; p_mkt is
+    recomputed from the panel, p_fused_norm falls back to the run's pool)."""
+    candles = raw.candles.copy()
+    candles["bid"] = np.nan
+    candles["ask"] = np.nan
+    pmf = raw.pmf.copy()
+    if len(pmf):
+        pmf["p_mkt"] = np.nan
+        pmf["p_fused_norm"] = np.nan
+    notes = [
+        *raw.notes,
+        "Prints only: the exchange's bid/ask were hidden, and pmf.minute's p_mkt and "
+        "p_fused_norm (built from them) dropped.",
+    ]
+    return replace(raw, candles=candles, pmf=pmf, notes=notes)
+
+
+def _fit_overlap(model: QuoteModel, date_from: dt.date, date_to: dt.date) -> int:
+    """How many of the days [date_from, date_to] the model was fitted on."""
+    info = model.fit_info_
+    if "fit_from" not in info or "fit_to" not in info:
+        return 0
+    lo = max(dt.date.fromisoformat(str(info["fit_from"])), date_from)
+    hi = min(dt.date.fromisoformat(str(info["fit_to"])), date_to)
+    return max((hi - lo).days + 1, 0)
 
 
 def build_tape(raw: RawData) -> ArrayTape:
@@ -353,8 +423,27 @@ def _fill_context(prep: Prepared) -> Callable[[Fill], tuple[float | None, float 
     return context
 
 
+def _quote_source_of(prep: Prepared) -> Callable[[Fill], str]:
+    """The quote source of the fill's minute (the touch the venue used, or the minute a
+    resting order filled in)."""
+    index = {ev.event_ticker: e for e, ev in enumerate(prep.panel.events)}
+    codes = prep.arrays.quote_source
+
+    def source(fill: Fill) -> str:
+        e = index.get(fill.event_ticker)
+        if e is None:
+            return ""
+        ev = prep.panel.events[e]
+        t = min(max(int((fill.ts - ev.day_start).total_seconds() // 60), 0), T - 1)
+        return QUOTE_SOURCE_NAMES[int(codes[e, t, ev.tickers.index(fill.ticker)])]
+
+    return source
+
+
 def _to_record(
-    fill: Fill, context: Callable[[Fill], tuple[float | None, float | None]]
+    fill: Fill,
+    context: Callable[[Fill], tuple[float | None, float | None]],
+    quote_source: Callable[[Fill], str] | None = None,
 ) -> FillRecord:
     hazard, p_fn = context(fill)
     return FillRecord(
@@ -371,6 +460,7 @@ def _to_record(
         hazard_next_60m=hazard,
         p_fused_norm=p_fn,
         order_id=fill.order_id,
+        quote_source=quote_source(fill) if quote_source else "",
     )
 
 
@@ -390,13 +480,19 @@ def run_backtest(
     journal: bool = True,
     dense: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    quotes: QuoteMode = "real",
+    quote_model: QuoteModel | None = None,
+    use_stored_quote_model: bool = True,
 ) -> BacktestOutcome:
     """Backtest the value strategy on one city's climate days [date_from, date_to].
 
     ``report_path`` defaults to ``reports/backtest_<city>_<from>_<to>_<model>_<run>.html``
     under the current directory. ``dense`` replays every minute instead of skipping idle
-    ones (same decisions, slower: a check). Raises ValueError (with a clear message) when the
-    store has no markets for the range.
+    ones (same decisions, slower: a check). ``quotes="prints"`` hides the real bid/ask (see
+    :func:`prepare`). ``quote_model`` rebuilds quotes where there is no bid/ask; by default the
+    newest in ``backtest.quote_model`` (``use_stored_quote_model=False``: the legacy rule),
+    and it also limits taker fills to its modelled depth. Raises ValueError (with a clear
+    message) when the store has no markets for the range.
     """
     if date_to < date_from:
         raise ValueError(f"--to {date_to} is before --from {date_from}")
@@ -405,10 +501,17 @@ def run_backtest(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     target = default_registry().resolve(city)
+    quote_version = "given" if quote_model is not None else None
+    if quote_model is None and use_stored_quote_model:
+        stored = latest_quote_model(conn)
+        if stored is not None:
+            quote_version, quote_model = stored
     params: dict[str, Any] = {
         **strategy.params(),
         "fill_model": fill_model,
         "classifier_horizon": classifier_horizon,
+        "quotes": quotes,
+        "quote_model": quote_version,
     }
     row = conn.execute(
         "INSERT INTO backtest.runs (city, date_from, date_to, fill_model, params) "
@@ -433,6 +536,8 @@ def run_backtest(
         strategy=strategy,
         mc_version=mc_version,
         classifier_horizon=classifier_horizon,
+        quotes=quotes,
+        quote_model=quote_model,
     )
     timings["prepare_s"] = time.perf_counter() - started
     params["mc_version"] = prep.raw.mc_version
@@ -444,6 +549,7 @@ def run_backtest(
         model,
         fee_types={ev.event_ticker: ev.fee_type for ev in prep.panel.events},
         id_prefix=f"bt{run_id}",
+        taker_levels=None if quote_model is None else quote_model.levels_for,
     )
     feed = HistoricalFeed(prep.arrays, dense=dense)
     context = _fill_context(prep)
@@ -461,10 +567,15 @@ def run_backtest(
 
     stage("report")
     t0 = time.perf_counter()
-    fills = [_to_record(f, context) for f in venue.fills]
+    source_of = _quote_source_of(prep)
+    fills = [_to_record(f, context, source_of) for f in venue.fills]
     settlements, unsettled = settlements_of(prep.raw)
     metrics = compute_metrics(fills, settlements)
+    quote_sources = quote_source_split(fills, settlements)
     notes = [*prep.notes, *model.assumptions()]
+    warning = rebuilt_warning(quote_sources)
+    if warning:
+        notes.insert(0, warning)
     traded_unsettled = sorted({f.ticker for f in fills} & set(unsettled))
     if traded_unsettled:
         notes.append(
@@ -493,6 +604,7 @@ def run_backtest(
             settlements=settlements,
             reliability=reliability,
             notes=notes,
+            quote_sources=quote_sources,
         )
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -510,6 +622,7 @@ def run_backtest(
         params=params,
         timings=timings,
         stats=stats,
+        quote_sources=quote_sources,
     )
     conn.execute(
         "UPDATE backtest.runs SET params = %s, metrics = %s, report_path = %s, "

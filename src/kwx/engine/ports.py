@@ -86,8 +86,9 @@ class BracketView:
     """One bracket of an event at one minute: quotes, probabilities, signals, features.
 
     ``yes_bid``/``yes_ask`` are the executable touch the venue will use (Decimal, None when
-    unknown); ``quote_source`` says where it came from (``book``: quoted bid/ask; ``trades``:
-    reconstructed from the last prints of each taker side, when the data has no quotes).
+    unknown); ``quote_source`` says where it came from (``real``: the exchange's bid/ask;
+    ``rebuilt``: the quote model's, from the prints, when the data has no quotes; ``mixed``: one
+    side of each). ``features["p_mkt_real"]`` says the same of p_mkt (1: a real mid).
     ``p`` is the probability the strategy trades on (``p_fused_norm``, or the fallback pool
     the run's notes name). ``signal`` is S_j(t); ``features`` carries the panel row.
     """

@@ -8,7 +8,10 @@ the orders, the positions (FIFO lots, so realised P&L is exact) and charges Kals
 Rules the venue enforces whatever the fill model:
 
 * a taker order fills at once, at the touch the snapshot shows plus the model's slippage, or not
-  at all when that is worse than the order's limit or there is no quote on that side;
+  at all when that is worse than the order's limit or there is no quote on that side; with a
+  depth model (``taker_levels``: no recorded book has sizes, so the depth is modelled) it fills
+  at most that many contracts a level, walking 1 ¢ levels up to its limit, and the rest is left
+  (the order ends canceled, partly filled);
 * a limit order that would cross the touch when placed is filled as a taker at the touch
   (an exchange would match it at once), capped at its limit;
 * a resting order is matched only against market data stamped at or after its placement, in
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -165,8 +168,10 @@ class SimulatedVenue:
         *,
         fee_types: Mapping[str, str] | None = None,
         id_prefix: str = "sim",
+        taker_levels: Callable[[Decimal], list[tuple[int, Decimal]]] | None = None,
     ) -> None:
         self.tape = tape
+        self._taker_levels = taker_levels
         self.model = fill_model
         self._fee_types = dict(fee_types or {})  # event_ticker → fee_type
         self._prefix = id_prefix
@@ -299,15 +304,33 @@ class SimulatedVenue:
         if touch is None:
             return self._finish(order, "rejected", ts, "no quote on that side"), []
         slip = self.model.slippage if is_taker else ZERO
-        price = touch + slip if order.action == "buy" else touch - slip
-        price = min(max(price, MIN_PRICE), MAX_PRICE)
-        worse = price > order.price if order.action == "buy" else price < order.price
-        if worse:
-            return self._finish(order, "canceled", ts, f"touch {price} beyond limit"), []
-        fill = self._fill(order, price, order.count, ts, True)
-        done = self._update(order, order.count, "filled", ts)
+        base = touch + slip if order.action == "buy" else touch - slip
+        levels = (
+            [(0, order.count)] if self._taker_levels is None else self._taker_levels(order.count)
+        )
+        fills: list[Fill] = []
+        filled = ZERO
+        for cents, qty in levels:
+            step = CENT * cents
+            price = base + step if order.action == "buy" else base - step
+            price = min(max(price, MIN_PRICE), MAX_PRICE)
+            worse = price > order.price if order.action == "buy" else price < order.price
+            if worse or qty <= 0:
+                break
+            fills.append(self._fill(order, price, qty, ts, True))
+            filled += qty
+        if not fills:
+            first = min(max(base, MIN_PRICE), MAX_PRICE)
+            return self._finish(order, "canceled", ts, f"touch {first} beyond limit"), []
+        if filled >= order.count:
+            done = self._update(order, filled, "filled", ts)
+        else:
+            part = self._update(order, filled, "canceled", ts)
+            done = self._finish(
+                part, "canceled", ts, f"depth: {filled} of {order.count} filled, rest left"
+            )
         self._orders[order.order_id] = done
-        return done, [fill]
+        return done, fills
 
     def _fill(
         self, order: Order, price: Decimal, count: Decimal, ts: datetime, is_taker: bool
