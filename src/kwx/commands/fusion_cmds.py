@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import psycopg
 
+    from kwx.pmf.fusion import FusionConfig
+
 console = Console()
 err = Console(stderr=True)
 
@@ -28,6 +30,14 @@ FromOpt = Annotated[str, typer.Option("--from", help="First climate date (YYYY-M
 ToOpt = Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")]
 McOpt = Annotated[str, typer.Option("--mc-version", help="pmf.minute rows of this version.")]
 VersionOpt = Annotated[str, typer.Option("--version", help="model.fusion_config version.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="log: the weighted log pool (w_mkt + w_wx = 1); anchored: the market-anchored "
+        "pool (a·log p_mkt + b·log p_wx + bracket terms, shrunk to p_mkt).",
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -120,8 +130,10 @@ def fusion_fit(
     mc_version: McOpt = "v1",
     version: VersionOpt = "f1",
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    model: ModelOpt = "log",
 ) -> None:
-    """Fit the pool's weight α for a city on its training days; store it as --version."""
+    """Fit the pool (its weight α, or the anchored pool's θ) for a city on its training days;
+    store it as --version."""
     from kwx.pmf.fusion import fit_fusion
     from kwx.pmf.pool import FEATURES
 
@@ -136,7 +148,11 @@ def fusion_fit(
             version=version,
             every_min=every,
             on_event=hook,
+            model=model,
         )
+    if config.model == "anchored":
+        console.print(_anchored_table(config, f"fusion {key} {version}: fit on {first} → {last}"))
+        return
     m = config.metrics
     table = Table(title=f"fusion {key} {version}: fit on {first} → {last}")
     table.add_column("parameter")
@@ -155,6 +171,32 @@ def fusion_fit(
         f" p_mkt {ll['p_mkt']:.4f}, p_wx {ll['p_wx']:.4f}; w_mkt median "
         f"{m['w_mkt_quantiles'][2]:.3f}"
     )
+
+
+def _anchored_table(config: FusionConfig, title: str) -> Table:
+    """θ per hour bucket of an anchored config, and what chose the prior's strength."""
+    from kwx.pmf.anchored import TERMS
+
+    table = Table(title=title)
+    table.add_column("hours")
+    for term in TERMS:
+        table.add_column(term, justify="right")
+    table.add_column("rows", justify="right")
+    edges = [*config.hour_edges, 24]
+    rows = config.metrics.get("rows_per_bucket", [0] * len(config.coef))
+    for j, coef in enumerate(config.coef):
+        table.add_row(
+            f"{edges[j]:02d}–{edges[j + 1]:02d}", *(f"{c:+.3f}" for c in coef), f"{rows[j]:,}"
+        )
+    m = config.metrics
+    ll = m.get("train_log_loss", {})
+    table.caption = (
+        f"prior strength λ = {config.strength:g} (held-out log-loss by λ: "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in m.get("holdout_log_loss_by_strength", {}).items())
+        + f"); training log-loss fused {ll.get('p_fused_norm', math.nan):.4f}, "
+        f"p_mkt {ll.get('p_mkt', math.nan):.4f}, p_wx {ll.get('p_wx', math.nan):.4f}"
+    )
+    return table
 
 
 def fusion_run(
@@ -198,6 +240,7 @@ def fusion_walk(
     ] = "walk",
     step_days: Annotated[int, typer.Option("--step-days", min=1, help="Days per fold.")] = 30,
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    model: ModelOpt = "log",
 ) -> None:
     """Walk forward: refit the pool on every day before each fold, then fuse the fold.
 
@@ -218,7 +261,8 @@ def fusion_walk(
         raise _fail(f"--test-from must be a date like 2024-10-01: {test_from!r}") from None
     n_folds = math.ceil(((last - start).days + 1) / step_days) if start <= last else 0
     table = Table(title=f"fusion {key} walk-forward, {step_days}-day folds ({mc_version})")
-    for col in ("fold", "trained on", "α (intercept, features)", "w_mkt median", "rows"):
+    head = "α (intercept, features)" if model == "log" else "λ; (a, b) by hour bucket"
+    for col in ("fold", "trained on", head, "w_mkt median", "rows"):
         table.add_column(col, justify="right" if col == "rows" else "left")
     try:
         migrate.upgrade()
@@ -227,11 +271,19 @@ def fusion_walk(
 
             def on_fold(fold: Fold) -> None:
                 c = fold.config
+                if c.model == "anchored":
+                    params = f"{c.strength:g}; " + " ".join(
+                        f"({row[0]:.2f}, {row[1]:.2f})" for row in c.coef
+                    )
+                    w_median = "—"
+                else:
+                    params = " ".join(f"{a:+.2f}" for a in c.alpha)
+                    w_median = f"{c.metrics['w_mkt_quantiles'][2]:.3f}"
                 table.add_row(
                     f"{fold.first} → {fold.last}",
                     f"{c.train_from} → {c.train_to}",
-                    " ".join(f"{a:+.2f}" for a in c.alpha),
-                    f"{c.metrics['w_mkt_quantiles'][2]:.3f}",
+                    params,
+                    w_median,
                     f"{fold.rows:,}",
                 )
                 progress.update(task, advance=1, description=f"fold {fold.first}")
@@ -247,6 +299,7 @@ def fusion_walk(
                 version=version,
                 every_min=every,
                 on_fold=on_fold,
+                model=model,
             )
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
