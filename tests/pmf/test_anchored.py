@@ -47,7 +47,7 @@ def _draw(model: AnchoredPool, inputs: AnchoredInputs, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     winner = (rng.random(len(inputs))[:, None] > cdf).sum(axis=1)
     sizes = (~np.isnan(inputs.p_mkt)).sum(axis=1)
-    return np.minimum(winner, sizes - 1)
+    return np.asarray(np.minimum(winner, sizes - 1), dtype=np.int64)
 
 
 def _truth(coef: np.ndarray) -> AnchoredPool:

@@ -22,6 +22,7 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
+from kwx.backtest.edge_pnl import EdgeSection
 from kwx.backtest.ledger import Settlement
 from kwx.backtest.metrics import BacktestMetrics
 
@@ -315,6 +316,38 @@ def _results(settlements: Sequence[Settlement] | pd.DataFrame) -> dict[str, str]
     return {s.ticker: s.result for s in settlements}
 
 
+def _edge_rows(edge: EdgeSection | None) -> dict[str, Any] | None:
+    """The "P&L by edge cell" section's rows, formatted (None: no section)."""
+    if edge is None:
+        return None
+
+    def num(v: Any) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.4f}"
+
+    rows = [
+        {
+            "cell": r["cell"],
+            "open": "open" if r["open"] else "shut",
+            "gain": f"{num(r['gain'])} [{num(r['gain_lo'])}, {num(r['gain_hi'])}]",
+            "n_events": "—"
+            if r["n_events"] is None or r["n_events"] != r["n_events"]
+            else str(int(r["n_events"])),
+            "fills": int(r["fills"]),
+            "contracts": r["contracts"],
+            "fees": _money(r["fees"]),
+            "pnl": _money(r["pnl"]),
+            "css": _css(r["pnl"]),
+        }
+        for r in edge.by_cell.to_dict("records")
+    ]
+    return {
+        "gate": "on" if edge.gate_on else "off",
+        "open_cells": ", ".join(edge.open_cells) or "none",
+        "block": edge.block,
+        "rows": rows,
+    }
+
+
 def write_report(
     path: Path,
     *,
@@ -325,6 +358,7 @@ def write_report(
     reliability: pd.DataFrame | None,
     notes: list[str],
     max_trades: int = MAX_TRADES,
+    edge: EdgeSection | None = None,
 ) -> Path:
     """Write the HTML report to ``path`` (parents created) and return the path.
 
@@ -375,6 +409,7 @@ def write_report(
         trades_note=trades_note,
         open_positions=list(metrics.open_positions),
         notes=[*notes, *DEFINITIONS],
+        edge=_edge_rows(edge),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

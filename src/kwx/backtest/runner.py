@@ -30,6 +30,7 @@ import pandas as pd
 import psycopg
 
 from kwx.backtest.assemble import feed_arrays
+from kwx.backtest.edge_pnl import EdgeSection, cell_key, pnl_by_cell
 from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.fills import make_fill_model
 from kwx.backtest.ledger import FillRecord, Settlement, fills_frame
@@ -44,6 +45,7 @@ from kwx.engine.journal import Journal
 from kwx.engine.ports import Fill
 from kwx.engine.sim_venue import SimulatedVenue
 from kwx.engine.tape import ArrayTape, MinuteBars, Prints
+from kwx.pmf.edge import load_edge_cells
 from kwx.pmf.metrics import reliability_curve
 from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import default_registry
@@ -78,6 +80,7 @@ class BacktestOutcome:
     params: dict[str, Any]
     timings: dict[str, float]
     stats: AgentStats
+    edge: EdgeSection | None = None
 
     def metrics_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +90,7 @@ class BacktestOutcome:
             "to": self.date_to.isoformat(),
             "fill_model": self.fill_model,
             **metrics_dict(self.metrics),
+            "edge_cells": None if self.edge is None else self.edge.as_json(),
         }
 
 
@@ -353,6 +357,25 @@ def _fill_context(prep: Prepared) -> Callable[[Fill], tuple[float | None, float 
     return context
 
 
+def _edge_cell_of(prep: Prepared) -> Callable[[FillRecord], str]:
+    """The edge cell of a fill's minute: its city, local hour of the climate day and the
+    bracket's p_mkt in the panel at that minute."""
+    index = {ev.event_ticker: e for e, ev in enumerate(prep.panel.events)}
+    p_mkt = prep.panel.cols["p_mkt"]
+
+    def cell_of(fill: FillRecord) -> str:
+        e = index.get(fill.event_ticker)
+        if e is None:
+            return cell_key(fill.city, 0.0, None)
+        ev = prep.panel.events[e]
+        minutes = (fill.ts - ev.day_start).total_seconds() / 60.0
+        t = min(max(int(minutes), 0), T - 1)
+        p = float(p_mkt[e, t, ev.tickers.index(fill.ticker)])
+        return cell_key(fill.city, minutes / 60.0, None if p != p else p)
+
+    return cell_of
+
+
 def _to_record(
     fill: Fill, context: Callable[[Fill], tuple[float | None, float | None]]
 ) -> FillRecord:
@@ -400,11 +423,13 @@ def run_backtest(
     """
     if date_to < date_from:
         raise ValueError(f"--to {date_to} is before --from {date_from}")
-    strategy = ValueStrategy(config)
+    target = default_registry().resolve(city)
+    # The measured edge cells, loaded once for the run (the gate is on by default).
+    cells = load_edge_cells(conn, [target.key])
+    strategy = ValueStrategy(config, edge_cells=cells)
     model = make_fill_model(fill_model, slippage=strategy.config.execution.taker_slippage)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    target = default_registry().resolve(city)
     params: dict[str, Any] = {
         **strategy.params(),
         "fill_model": fill_model,
@@ -464,7 +489,14 @@ def run_backtest(
     fills = [_to_record(f, context) for f in venue.fills]
     settlements, unsettled = settlements_of(prep.raw)
     metrics = compute_metrics(fills, settlements)
-    notes = [*prep.notes, *model.assumptions()]
+    block = strategy.entry_block(target.key)
+    edge = EdgeSection(
+        gate_on=strategy.config.execution.edge_gate,
+        open_cells=[c.label for c in cells.open_cells(target.key)],
+        block=block,
+        by_cell=pnl_by_cell(fills, settlements, _edge_cell_of(prep), cells),
+    )
+    notes = [*([block] if block else []), *prep.notes, *model.assumptions()]
     traded_unsettled = sorted({f.ticker for f in fills} & set(unsettled))
     if traded_unsettled:
         notes.append(
@@ -493,6 +525,7 @@ def run_backtest(
             settlements=settlements,
             reliability=reliability,
             notes=notes,
+            edge=edge,
         )
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -510,6 +543,7 @@ def run_backtest(
         params=params,
         timings=timings,
         stats=stats,
+        edge=edge,
     )
     conn.execute(
         "UPDATE backtest.runs SET params = %s, metrics = %s, report_path = %s, "

@@ -445,6 +445,74 @@ def fusion_report_cmd(
         )
 
 
+def fusion_edge(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line last.")] = False,
+) -> None:
+    """Measure the edge cells (city × local-hour bucket × p_mkt bucket) on walk-forward days
+    and store them in model.edge_cells: the strategy enters only where a cell's gain of
+    p_fused over p_mkt has its 95% interval above 0. Run it over `kwx fusion walk`'s
+    --test-from..--to range (days the pool never saw)."""
+    from kwx.pmf.edge import measure_edge_cells
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with connect() as conn:
+            cells = measure_edge_cells(
+                conn, key, first, last, mc_version=mc_version, every_min=every
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"edge cells {key} {first} → {last} ({mc_version}, every {every} min)")
+    for col in ("cell", "gain (p_mkt − p_fused loss)", "95% CI", "events", "rows", "gate"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for c in cells:
+        table.add_row(
+            c.label,
+            f"{c.gain:+.4f}",
+            f"[{c.gain_lo:+.4f}, {c.gain_hi:+.4f}]",
+            str(c.n_events),
+            f"{c.n_rows:,}",
+            "[bold green]open[/]" if c.open else "shut",
+        )
+    console.print(table)
+    opened = [c.label for c in cells if c.open]
+    console.print(
+        f"{len(opened)} of {len(cells)} measured cells open"
+        + (f": {', '.join(opened)}" if opened else ": the strategy will enter nothing in " + key)
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "city": key,
+                    "from": str(first),
+                    "to": str(last),
+                    "open": opened,
+                    "cells": [
+                        {
+                            "cell": c.label,
+                            "gain": c.gain,
+                            "gain_lo": c.gain_lo,
+                            "gain_hi": c.gain_hi,
+                            "n_events": c.n_events,
+                            "n_rows": c.n_rows,
+                            "open": c.open,
+                        }
+                        for c in cells
+                    ],
+                }
+            )
+        )
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the top-level app and the bench app."""
     fusion_app = typer.Typer(no_args_is_help=True, help="Fuse p_mkt and p_wx into p_fused.")
@@ -453,4 +521,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     fusion_app.command("run")(fusion_run)
     fusion_app.command("walk")(fusion_walk)
     fusion_app.command("report")(fusion_report_cmd)
+    fusion_app.command("edge")(fusion_edge)
     app.add_typer(fusion_app, name="fusion")

@@ -304,16 +304,16 @@ def fit_fusion(
         for floor in P_FLOORS
     }
     floor = min(by_floor, key=lambda f: by_floor[f])
-    model = LogPool(p_floor=floor).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
-    fused = model.predict(sample.x, sample.p_mkt, sample.p_wx)
+    log_pool = LogPool(p_floor=floor).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
+    fused = log_pool.predict(sample.x, sample.p_mkt, sample.p_wx)
     rows = [r[~np.isnan(r)] for r in fused]
-    w = model.weight(sample.x)
+    w = log_pool.weight(sample.x)
     metrics: dict[str, Any] = {
-        "nll": model.nll_,
+        "nll": log_pool.nll_,
         "nll_by_floor": {str(f): v for f, v in by_floor.items()},
-        "converged": model.converged_,
-        "grid_alpha": [float(a) for a in model.grid_alpha_],
-        "grid_nll": float(model.grid_nll_),
+        "converged": log_pool.converged_,
+        "grid_alpha": [float(a) for a in log_pool.grid_alpha_],
+        "grid_nll": float(log_pool.grid_nll_),
         "n_rows": len(sample),
         "n_events": len(set(sample.event)),
         "sample_every_min": every_min,
@@ -328,10 +328,10 @@ def fit_fusion(
         city=city,
         version=version,
         mc_version=mc_version,
-        alpha=[float(a) for a in model.alpha_],
-        feature_mean=[float(a) for a in model.mean_],
-        feature_scale=[float(a) for a in model.scale_],
-        p_floor=model.p_floor,
+        alpha=[float(a) for a in log_pool.alpha_],
+        feature_mean=[float(a) for a in log_pool.mean_],
+        feature_scale=[float(a) for a in log_pool.scale_],
+        p_floor=log_pool.p_floor,
         train_from=date_from,
         train_to=date_to,
         metrics=metrics,
