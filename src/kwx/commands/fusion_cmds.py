@@ -30,6 +30,15 @@ FromOpt = Annotated[str, typer.Option("--from", help="First climate date (YYYY-M
 ToOpt = Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")]
 McOpt = Annotated[str, typer.Option("--mc-version", help="pmf.minute rows of this version.")]
 VersionOpt = Annotated[str, typer.Option("--version", help="model.fusion_config version.")]
+StrengthOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--strength",
+        min=0.0,
+        help="anchored: a fixed prior strength λ (default: chosen on the training days' last "
+        "30 days, the strongest within 2 standard errors of the best).",
+    ),
+]
 ModelOpt = Annotated[
     str,
     typer.Option(
@@ -131,6 +140,7 @@ def fusion_fit(
     version: VersionOpt = "f1",
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
     model: ModelOpt = "log",
+    strength: StrengthOpt = None,
 ) -> None:
     """Fit the pool (its weight α, or the anchored pool's θ) for a city on its training days;
     store it as --version."""
@@ -149,6 +159,7 @@ def fusion_fit(
             every_min=every,
             on_event=hook,
             model=model,
+            strength=strength,
         )
     if config.model == "anchored":
         console.print(_anchored_table(config, f"fusion {key} {version}: fit on {first} → {last}"))
@@ -241,6 +252,7 @@ def fusion_walk(
     step_days: Annotated[int, typer.Option("--step-days", min=1, help="Days per fold.")] = 30,
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
     model: ModelOpt = "log",
+    strength: StrengthOpt = None,
 ) -> None:
     """Walk forward: refit the pool on every day before each fold, then fuse the fold.
 
@@ -300,6 +312,7 @@ def fusion_walk(
                 every_min=every,
                 on_fold=on_fold,
                 model=model,
+                strength=strength,
             )
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc

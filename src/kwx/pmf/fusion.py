@@ -263,9 +263,11 @@ def fit_fusion(
     every_min: int = SAMPLE_EVERY_MIN,
     on_event: Callable[[str, int], None] | None = None,
     model: str = "log",
+    strength: float | None = None,
 ) -> FusionConfig:
     """Fit the pool `model` ("log" or "anchored") for a city on climate days
-    date_from..date_to and store it as `version`."""
+    date_from..date_to and store it as `version`. The anchored pool's prior strength is
+    `strength` when given, else chosen on the training days' last month (`choose_strength`)."""
     if model not in MODELS:
         raise ValueError(f"unknown fusion model {model!r}: use one of {', '.join(MODELS)}")
     write_p_mkt(
@@ -293,8 +295,9 @@ def fit_fusion(
         )
     if model == ANCHORED:
         config = _fit_anchored(
-            conn, city, date_from, date_to, sample, ladders, mc_version, version, every_min
-        )
+            conn, city, (date_from, date_to), sample, ladders, mc_version, version, every_min,
+            strength,
+        )  # fmt: skip
         save_config(conn, config)
         return config
     by_floor = {
@@ -355,16 +358,17 @@ def _event_days(conn: Conn, events: npt.NDArray[np.object_]) -> npt.NDArray[np.o
 def _fit_anchored(
     conn: Conn,
     city: str,
-    date_from: dt.date,
-    date_to: dt.date,
+    span: tuple[dt.date, dt.date],
     sample: Sample,
     ladders: dict[str, Ladder],
     mc_version: str,
     version: str,
     every_min: int,
+    strength: float | None = None,
 ) -> FusionConfig:
     """The anchored pool: the prior's strength by a walk-forward step inside the training
-    days, then θ refitted on all of them at that strength."""
+    days (unless given), then θ refitted on all of them at that strength."""
+    date_from, date_to = span
     inputs = anchored_inputs(sample, ladders)
     ok = inputs.complete()
     inputs, sample = inputs.take(ok), sample.take(ok)
@@ -373,8 +377,10 @@ def _fit_anchored(
             f"no event-minutes with tmax_q50 for {city} {date_from} → {date_to}: "
             "run kwx weather backfill first"
         )
-    days = _event_days(conn, sample.event)
-    strength, by_strength = choose_strength(inputs, sample.winner, days)
+    by_strength: dict[str, float] = {}
+    if strength is None:
+        days = _event_days(conn, sample.event)
+        strength, by_strength = choose_strength(inputs, sample.winner, days)
     fitted = AnchoredPool(strength=strength).fit(inputs, sample.winner)
     fused = fitted.predict(inputs)
     metrics: dict[str, Any] = {
@@ -535,6 +541,7 @@ def walk_forward(
     every_min: int = SAMPLE_EVERY_MIN,
     on_fold: Callable[[Fold], None] | None = None,
     model: str = "log",
+    strength: float | None = None,
 ) -> list[Fold]:
     """Refit and apply the pool fold by fold over test_from..date_to.
 
@@ -569,6 +576,7 @@ def walk_forward(
             version=f"{version}@{first}",
             every_min=every_min,
             model=model,
+            strength=strength,
         )
         rows = run_fusion(conn, city, first, last, mc_version=mc_version, version=config.version)
         fold = Fold(first, last, config, rows)
