@@ -322,7 +322,7 @@ def test_anchored_walk_forward_has_no_look_ahead(fused: Conn) -> None:
     walk()
     early = load_config(fused, "chicago", f"aw@{DAYS[2]}")
     late = load_config(fused, "chicago", f"aw@{DAYS[3]}")
-    assert early.model == late.model == "anchored" and early.strength == 0.01
+    assert early.model == late.model == "anchored" and early.strength == [0.01] * 6
     assert early.train_to == DAYS[0] and late.train_to == DAYS[1]
     before = {e: _fused_norm(fused, e) for e in EVENTS[2:]}
     assert not np.allclose(early.coef, [[1.0, 0, 0, 0, 0]] * 6)  # the pool left the market
@@ -362,7 +362,7 @@ def test_anchored_live_fusion_equals_what_fusion_run_stored(fused: Conn) -> None
         model="anchored",
         coef=ANCHORED_COEF,
         hour_edges=[0, 4, 8, 12, 16, 20],
-        strength=0.01,
+        strength=[0.01] * 6,
     )
     save_config(fused, config)
     loaded = latest_config(fused, "chicago", "v1")
@@ -378,5 +378,7 @@ def test_anchored_live_fusion_equals_what_fusion_run_stored(fused: Conn) -> None
     np.testing.assert_allclose(live[has], stored[has], rtol=1e-9, atol=1e-12)
     assert not np.allclose(stored[has], panel.cols["p_mkt"][has])  # not the market itself
     # A market-only anchored config (λ = ∞) survives the JSON round trip as infinity.
-    save_config(fused, FusionConfig(**{**config.__dict__, "version": "mkt", "strength": math.inf}))
-    assert load_config(fused, "chicago", "mkt").strength == math.inf
+    save_config(
+        fused, FusionConfig(**{**config.__dict__, "version": "mkt", "strength": [math.inf] * 6})
+    )
+    assert load_config(fused, "chicago", "mkt").strength == [math.inf] * 6

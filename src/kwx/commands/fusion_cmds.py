@@ -35,8 +35,9 @@ StrengthOpt = Annotated[
     typer.Option(
         "--strength",
         min=0.0,
-        help="anchored: a fixed prior strength λ (default: chosen on the training days' last "
-        "30 days, the strongest within 2 standard errors of the best).",
+        help="anchored: a fixed prior strength λ for every hour bucket (default: chosen per "
+        "bucket on the training days' last 30 days, the strongest within one standard error "
+        "of the best).",
     ),
 ]
 ModelOpt = Annotated[
@@ -192,20 +193,23 @@ def _anchored_table(config: FusionConfig, title: str) -> Table:
     table.add_column("hours")
     for term in TERMS:
         table.add_column(term, justify="right")
+    table.add_column("λ", justify="right")
     table.add_column("rows", justify="right")
     edges = [*config.hour_edges, 24]
     rows = config.metrics.get("rows_per_bucket", [0] * len(config.coef))
     for j, coef in enumerate(config.coef):
         table.add_row(
-            f"{edges[j]:02d}–{edges[j + 1]:02d}", *(f"{c:+.3f}" for c in coef), f"{rows[j]:,}"
+            f"{edges[j]:02d}–{edges[j + 1]:02d}",
+            *(f"{c:+.3f}" for c in coef),
+            f"{config.strength[j]:g}",
+            f"{rows[j]:,}",
         )
-    m = config.metrics
-    ll = m.get("train_log_loss", {})
+    ll = config.metrics.get("train_log_loss", {})
     table.caption = (
-        f"prior strength λ = {config.strength:g} (held-out log-loss by λ: "
-        + ", ".join(f"{k}: {v:.4f}" for k, v in m.get("holdout_log_loss_by_strength", {}).items())
-        + f"); training log-loss fused {ll.get('p_fused_norm', math.nan):.4f}, "
-        f"p_mkt {ll.get('p_mkt', math.nan):.4f}, p_wx {ll.get('p_wx', math.nan):.4f}"
+        "λ per hour bucket: the strongest prior within one standard error of the best on the "
+        f"training days' last 30 days; training log-loss fused "
+        f"{ll.get('p_fused_norm', math.nan):.4f}, p_mkt {ll.get('p_mkt', math.nan):.4f}, "
+        f"p_wx {ll.get('p_wx', math.nan):.4f}"
     )
     return table
 
@@ -273,7 +277,7 @@ def fusion_walk(
         raise _fail(f"--test-from must be a date like 2024-10-01: {test_from!r}") from None
     n_folds = math.ceil(((last - start).days + 1) / step_days) if start <= last else 0
     table = Table(title=f"fusion {key} walk-forward, {step_days}-day folds ({mc_version})")
-    head = "α (intercept, features)" if model == "log" else "λ; (a, b) by hour bucket"
+    head = "α (intercept, features)" if model == "log" else "λ:(a, b) per hour bucket"
     for col in ("fold", "trained on", head, "w_mkt median", "rows"):
         table.add_column(col, justify="right" if col == "rows" else "left")
     try:
@@ -284,8 +288,9 @@ def fusion_walk(
             def on_fold(fold: Fold) -> None:
                 c = fold.config
                 if c.model == "anchored":
-                    params = f"{c.strength:g}; " + " ".join(
-                        f"({row[0]:.2f}, {row[1]:.2f})" for row in c.coef
+                    params = " ".join(
+                        f"{lam:g}:({row[0]:.2f}, {row[1]:.2f})"
+                        for lam, row in zip(c.strength, c.coef, strict=True)
                     )
                     w_median = "—"
                 else:

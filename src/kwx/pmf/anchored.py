@@ -18,8 +18,9 @@ is a bucket rather than a term). Why these terms:
 
 θ is the maximum-likelihood fit of the settled bracket with a Gaussian prior centred on
 θ0 = (1, 0, 0, 0, 0) — exactly p_fused = p_mkt — whose strength λ (penalty λ‖θ − θ0‖² on the
-mean log-likelihood) is chosen on later days than the fit saw (`choose_strength`). With
-λ = ∞ the pool *is* the market; the data must pay for every step away from it.
+mean log-likelihood, one λ per hour bucket) is chosen on later days than the fit saw
+(`choose_strength`). With λ = ∞ the pool *is* the market; the data must pay for every step
+away from it.
 
 `AnchoredPool` follows the scikit-learn estimator contract: plain hyper-parameters in the
 constructor, `fit` learns `coef_`, `predict` has no side effects. Arrays: one row per (event,
@@ -52,7 +53,7 @@ MKT_GUARD = 1e-12
 # Box on θ: a, b in [0, 5]; the shape terms within ±10 (far beyond anything fitted).
 BOUNDS = [(0.0, 5.0), (0.0, 5.0), (-10.0, 10.0), (-10.0, 10.0), (-10.0, 10.0)]
 STRENGTHS = (math.inf, 1.0, 0.1, 0.01, 0.001)
-SE_RULE = 2.0
+SE_RULE = 1.0
 
 
 def bracket_centre(bracket: Bracket) -> float:
@@ -147,7 +148,8 @@ class AnchoredPool:
 
     Parameters
     ----------
-    strength : λ, the prior's pull towards p_fused = p_mkt (∞: the pool is the market).
+    strength : λ, the prior's pull towards p_fused = p_mkt (∞: the pool is the market); one
+        value for every hour bucket, or one per bucket.
     p_floor : floor on p_wx before its log (p_wx is exactly 0 where the running max rules a
         bracket out; b ≥ 0 and the floor decide how hard to believe that).
     hour_edges : first local hour of each bucket with its own coefficients.
@@ -156,7 +158,7 @@ class AnchoredPool:
     def __init__(
         self,
         *,
-        strength: float = 0.01,
+        strength: float | tuple[float, ...] = 0.01,
         p_floor: float = 1e-3,
         hour_edges: tuple[int, ...] = HOUR_EDGES,
     ) -> None:
@@ -164,8 +166,18 @@ class AnchoredPool:
         self.p_floor = p_floor
         self.hour_edges = hour_edges
 
+    def _strengths(self) -> list[float]:
+        """λ per hour bucket."""
+        if isinstance(self.strength, tuple):
+            if len(self.strength) != len(self.hour_edges):
+                raise ValueError(
+                    f"{len(self.strength)} strengths for {len(self.hour_edges)} hour buckets"
+                )
+            return [float(v) for v in self.strength]
+        return [float(self.strength)] * len(self.hour_edges)
+
     def _check_params(self) -> None:
-        if not self.strength >= 0.0:
+        if not all(v >= 0.0 for v in self._strengths()):
             raise ValueError(f"strength must be ≥ 0 (∞ allowed), got {self.strength}")
         if not 0.0 < self.p_floor < 1.0:
             raise ValueError(f"p_floor must be in (0, 1), got {self.p_floor}")
@@ -211,15 +223,15 @@ class AnchoredPool:
         coef = np.tile(PRIOR, (len(self.hour_edges), 1))
         rows = np.zeros(len(self.hour_edges), dtype=np.int64)
         converged = True
-        for j in range(len(self.hour_edges)):
+        for j, lam in enumerate(self._strengths()):
             mine = buckets == j
             rows[j] = int(mine.sum())
-            if not math.isfinite(self.strength) or rows[j] == 0:
+            if not math.isfinite(lam) or rows[j] == 0:
                 continue  # the prior alone: the market
             result = minimize(
                 self._objective,
                 PRIOR.copy(),
-                args=(terms[mine], valid[mine], win[mine], self.strength),
+                args=(terms[mine], valid[mine], win[mine], lam),
                 jac=True,
                 method="L-BFGS-B",
                 bounds=BOUNDS,
@@ -257,39 +269,54 @@ def choose_strength(
     holdout_days: int = 30,
     p_floor: float = 1e-3,
     hour_edges: tuple[int, ...] = HOUR_EDGES,
-) -> tuple[float, dict[str, float]]:
-    """The prior's strength by one walk-forward step inside the training days.
+) -> tuple[tuple[float, ...], dict[str, dict[str, float]]]:
+    """The prior's strength per hour bucket by one walk-forward step inside the training days.
 
     Fit on all but the last `holdout_days` days (at most a third of them) at every λ, score
-    the held-out rest, and keep the strongest λ whose held-out log-loss is within
-    `SE_RULE` standard errors (of the paired difference, over held-out days) of the best: a
-    weaker prior must beat a stronger one by more than the day-to-day noise before the pool
-    may leave the market. Returns λ and the held-out
-    log-loss of every λ tried (key: str(λ)).
+    the held-out rest, and keep, per hour bucket, the strongest λ whose held-out log-loss is
+    within `SE_RULE` standard errors (of the paired difference, over held-out days) of that
+    bucket's best — the one-standard-error rule: a weaker prior must beat a stronger one by
+    more than the day-to-day noise before the pool may leave the market. Returns λ per bucket
+    and the held-out log-loss of every λ per bucket (keys: first hour "00", then str(λ)).
     """
     win = np.asarray(winner).astype(np.int64).ravel()
     days = np.asarray(day)
     unique = np.unique(days)
     n_hold = min(holdout_days, len(unique) // 3)
     if n_hold < 2:
-        return math.inf, {}
+        return (math.inf,) * len(hour_edges), {}
     cut = unique[-n_hold]
     fit_rows, hold_rows = days < cut, days >= cut
     held = inputs.take(hold_rows)
     rows = np.arange(int(hold_rows.sum()))
-    _, day_index = np.unique(days[hold_rows], return_inverse=True)
+    bucket = bucket_of(held.hour, hour_edges)
     ordered = sorted(strengths, reverse=True)
-    per_day: dict[float, FloatArray] = {}
+    losses: dict[float, FloatArray] = {}
     for lam in ordered:
         model = AnchoredPool(strength=lam, p_floor=p_floor, hour_edges=hour_edges)
         model.fit(inputs.take(fit_rows), win[fit_rows])
-        loss = -np.log(model.predict(held)[rows, win[hold_rows]])
-        per_day[lam] = np.bincount(day_index, weights=loss) / np.bincount(day_index)
-    means = {lam: float(v.mean()) for lam, v in per_day.items()}
-    best = min(ordered, key=lambda lam: means[lam])
-    for lam in ordered:  # strongest first
-        diff = per_day[lam] - per_day[best]
-        se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0
-        if means[lam] <= means[best] + SE_RULE * se:
-            return lam, {str(k): v for k, v in means.items()}
-    return best, {str(k): v for k, v in means.items()}
+        losses[lam] = -np.log(model.predict(held)[rows, win[hold_rows]])
+    chosen: list[float] = []
+    scores: dict[str, dict[str, float]] = {}
+    for j, first in enumerate(hour_edges):
+        mine = bucket == j
+        if not mine.any():
+            chosen.append(math.inf)
+            continue
+        _, day_index = np.unique(days[hold_rows][mine], return_inverse=True)
+        counts = np.bincount(day_index)
+        per_day = {
+            lam: np.bincount(day_index, weights=v[mine]) / counts for lam, v in losses.items()
+        }
+        means = {lam: float(v.mean()) for lam, v in per_day.items()}
+        scores[f"{first:02d}"] = {str(lam): v for lam, v in means.items()}
+        best = min(ordered, key=lambda lam: means[lam])
+        pick = best
+        for lam in ordered:  # strongest first
+            diff = per_day[lam] - per_day[best]
+            se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else 0.0
+            if means[lam] <= means[best] + SE_RULE * se:
+                pick = lam
+                break
+        chosen.append(pick)
+    return tuple(chosen), scores

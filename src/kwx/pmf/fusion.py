@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 import psycopg
 
-from kwx.pmf.anchored import TERMS, AnchoredPool, choose_strength
+from kwx.pmf.anchored import HOUR_EDGES, TERMS, AnchoredPool, choose_strength
 from kwx.pmf.frames import (
     BASE_COLUMNS,
     Ladder,
@@ -94,13 +94,15 @@ class FusionConfig:
     model: str = "log"
     coef: list[list[float]] = field(default_factory=list)
     hour_edges: list[int] = field(default_factory=list)
-    strength: float = math.inf
+    strength: list[float] = field(default_factory=list)  # λ per hour bucket
 
     def estimator(self) -> Pool:
         """The fitted estimator this config describes."""
         if self.model == ANCHORED:
             anchored = AnchoredPool(
-                strength=self.strength, p_floor=self.p_floor, hour_edges=tuple(self.hour_edges)
+                strength=tuple(self.strength),
+                p_floor=self.p_floor,
+                hour_edges=tuple(self.hour_edges),
             )
             anchored.coef_ = np.asarray(self.coef, dtype=np.float64)
             return anchored
@@ -118,7 +120,7 @@ class FusionConfig:
                 "coef": self.coef,
                 "hour_edges": self.hour_edges,
                 # JSON has no infinity: the market itself is stored as strength null.
-                "strength": self.strength if math.isfinite(self.strength) else None,
+                "strength": [v if math.isfinite(v) else None for v in self.strength],
                 "p_floor": self.p_floor,
             }
         return {
@@ -205,7 +207,7 @@ def _config_of(city: str, row: tuple[object, ...]) -> FusionConfig:
             model=ANCHORED,
             coef=[[float(c) for c in row] for row in params["coef"]],
             hour_edges=[int(h) for h in params["hour_edges"]],
-            strength=math.inf if strength is None else float(strength),
+            strength=[math.inf if v is None else float(v) for v in strength],
         )
     if list(params.get("features", [])) != list(FEATURES):
         raise ValueError(
@@ -377,11 +379,13 @@ def _fit_anchored(
             f"no event-minutes with tmax_q50 for {city} {date_from} → {date_to}: "
             "run kwx weather backfill first"
         )
-    by_strength: dict[str, float] = {}
+    by_strength: dict[str, dict[str, float]] = {}
     if strength is None:
         days = _event_days(conn, sample.event)
-        strength, by_strength = choose_strength(inputs, sample.winner, days)
-    fitted = AnchoredPool(strength=strength).fit(inputs, sample.winner)
+        lam, by_strength = choose_strength(inputs, sample.winner, days)
+    else:
+        lam = (strength,) * len(HOUR_EDGES)
+    fitted = AnchoredPool(strength=lam).fit(inputs, sample.winner)
     fused = fitted.predict(inputs)
     metrics: dict[str, Any] = {
         "nll": fitted.neg_log_likelihood(inputs, sample.winner),
@@ -411,7 +415,7 @@ def _fit_anchored(
         model=ANCHORED,
         coef=[[float(c) for c in row] for row in fitted.coef_],
         hour_edges=list(fitted.hour_edges),
-        strength=strength,
+        strength=list(lam),
     )
 
 
