@@ -81,7 +81,7 @@ def test_infinite_prior_is_the_market_exactly() -> None:
     winner = _draw(_truth(TRUE), inputs, 6)
     model = AnchoredPool(strength=math.inf).fit(inputs, winner)
     np.testing.assert_array_equal(model.coef_, np.tile(PRIOR, (len(model.hour_edges), 1)))
-    np.testing.assert_allclose(model.predict(inputs), inputs.p_mkt, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(model.predict(inputs), inputs.p_mkt)
     # A strong finite prior stays near the market; a weak one moves towards the truth.
     strong = AnchoredPool(strength=100.0, hour_edges=(0,)).fit(inputs, winner)
     weak = AnchoredPool(strength=1e-4, hour_edges=(0,)).fit(inputs, winner)

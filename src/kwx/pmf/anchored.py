@@ -245,13 +245,18 @@ class AnchoredPool:
 
     def predict(self, inputs: AnchoredInputs) -> FloatArray:
         """p_fused (normalised over each row's brackets; NaN on padding). Rows must be
-        complete; at θ = θ0 this is p_mkt renormalised."""
+        complete; at θ = θ0 this is p_mkt exactly."""
         if not np.all(inputs.complete()):
             raise ValueError("inputs have incomplete rows: keep only AnchoredInputs.complete()")
         terms, valid = design(inputs, self.p_floor)
         theta = self.coef_[bucket_of(inputs.hour, self.hour_edges)]
         score = np.einsum("nkj,nj->nk", terms, theta)
-        return _softmax(score, valid)
+        out = _softmax(score, valid)
+        # At the prior the pool is the market bit for bit, not a renormalised copy whose last
+        # digits differ: a report must read a tie there, never a 1e-16 "gain".
+        at_prior = np.all(theta == PRIOR, axis=1)
+        out[at_prior] = np.where(valid[at_prior], inputs.p_mkt[at_prior], np.nan)
+        return out
 
     def neg_log_likelihood(self, inputs: AnchoredInputs, winner: npt.ArrayLike) -> float:
         """Mean −log p_fused(winner)."""
