@@ -123,11 +123,13 @@ class EdgeSection:
     by_cell: pd.DataFrame
 
     def as_json(self) -> dict[str, Any]:
-        def value(v: Any) -> Any:
+        def value(key: str, v: Any) -> Any:
             if isinstance(v, Decimal):
                 return str(v)
             if isinstance(v, float) and not math.isfinite(v):
                 return None
+            if key in ("n_events", "fills") and v is not None:
+                return int(v)
             return v
 
         return {
@@ -135,6 +137,6 @@ class EdgeSection:
             "open_cells": self.open_cells,
             "entries_blocked": self.block,
             "by_cell": [
-                {k: value(v) for k, v in r.items()} for r in self.by_cell.to_dict("records")
+                {k: value(k, v) for k, v in r.items()} for r in self.by_cell.to_dict("records")
             ],
         }
