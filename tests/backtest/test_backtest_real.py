@@ -19,6 +19,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +36,16 @@ from kwx.cli import app
 from kwx.config import Settings, get_settings
 from kwx.registry import default_registry
 from kwx.store.engine import _embedded_server_url, connect
+from kwx.strategy.config import ExecutionConfig, StrategyConfig
 from kwx.strategy.value import ValueStrategy
 from tests.conftest import DATA, TEMPLATE_DB, needs_data, with_db
 
 Conn = psycopg.Connection[tuple[object, ...]]
 runner = CliRunner()
 DAYS = [dt.date(2024, 11, 12), dt.date(2024, 11, 13)]
+# The engine's mechanics (ledger, skipping, fill models) need trades: the edge gate, tested
+# below with cells of its own, is off for them.
+NO_GATE = StrategyConfig(execution=ExecutionConfig(edge_gate=False))
 EVENTS = [f"KXHIGHCHI-{d:%y%b%d}".upper() for d in DAYS]
 FIT_FROM, FIT_TO = dt.date(2024, 10, 12), dt.date(2024, 11, 11)
 CHICAGO = default_registry().by_key("chicago")
@@ -185,9 +190,11 @@ def test_backtest_writes_ledger_and_report_and_skipping_changes_nothing(
 ) -> None:
     with connect(real) as conn:
         out = run_backtest(conn, real, "chicago", DAYS[0], DAYS[-1], fill_model="maker-b",
-                           mc_version="v1", report_path=tmp_path / "r.html")  # fmt: skip
+                           mc_version="v1", report_path=tmp_path / "r.html",
+                           config=NO_GATE)  # fmt: skip
         dense = run_backtest(conn, real, "chicago", DAYS[0], DAYS[-1], fill_model="maker-b",
-                             mc_version="v1", write_report_file=False, dense=True)  # fmt: skip
+                             mc_version="v1", write_report_file=False, dense=True,
+                             config=NO_GATE)  # fmt: skip
         m = out.metrics
         assert m.n_fills > 0 and out.stats.snapshots < 2 * 1440
         assert dense.stats.snapshots == 2 * 1440
@@ -231,7 +238,8 @@ def test_every_fill_model_runs(real: Settings) -> None:
         nets = {}
         for name in ("taker", "maker-a", "maker-b", "queue"):
             out = run_backtest(conn, real, "chicago", DAYS[0], DAYS[-1], fill_model=name,
-                               mc_version="v1", write_report_file=False, journal=False)  # fmt: skip
+                               mc_version="v1", write_report_file=False, journal=False,
+                               config=NO_GATE)  # fmt: skip
             nets[name] = out.metrics
             if name == "taker":
                 assert out.metrics.maker_fills == 0
@@ -253,3 +261,63 @@ def test_cli_prints_metrics_json_last(real: Settings, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["backtest", "--city", "chicago", "--from", "2024-11-13",
                               "--to", "2024-11-12"])  # fmt: skip
     assert bad.exit_code == 1 and "before" in bad.output
+
+
+def test_edge_gate_without_cells_enters_nothing_and_the_report_says_so(
+    real: Settings, tmp_path: Path
+) -> None:
+    with connect(real) as conn:
+        conn.execute("DELETE FROM model.edge_cells")
+        conn.commit()
+        out = run_backtest(conn, real, "chicago", DAYS[0], DAYS[-1], fill_model="maker-b",
+                           mc_version="v1", report_path=tmp_path / "gate.html")  # fmt: skip
+    assert out.metrics.n_fills == 0
+    assert out.notes[0].startswith("edge gate: no measured cells for chicago")
+    assert out.edge is not None and out.edge.block == out.notes[0]
+    html = (tmp_path / "gate.html").read_text()
+    assert "P&amp;L by edge cell" in html and "no measured cells for chicago" in html
+    payload = out.metrics_dict()["edge_cells"]
+    assert payload["gate_on"] is True and payload["by_cell"] == []
+
+
+def test_pnl_by_edge_cell_adds_up_to_the_fills_and_only_open_cells_enter(
+    real: Settings, tmp_path: Path
+) -> None:
+    """Cells measured by hand: open (interval above 0) at every price from local 08:00 to
+    20:00, shut elsewhere. The by-cell P&L sums to the run's net P&L; every taker entry
+    (placed and filled in the same minute) lies in an open cell."""
+    from kwx.pmf.edge import load_edge_cells, store_cells
+    from kwx.pmf.edge_cells import HOUR_EDGES, PRICE_EDGES, EdgeCell
+
+    cells = [
+        EdgeCell("chicago", h, p, 0.01, *((0.002, 0.02) if 2 <= h <= 4 else (-0.01, 0.02)), 50, 999)
+        for h in range(len(HOUR_EDGES))
+        for p in range(len(PRICE_EDGES))
+    ]
+    with connect(real) as conn:
+        store_cells(conn, "chicago", cells, mc_version="v1", scored=(DAYS[0], DAYS[-1]))
+        assert len(load_edge_cells(conn, ["chicago"]).open_cells("chicago")) == 3 * 7
+        out = run_backtest(conn, real, "chicago", DAYS[0], DAYS[-1], fill_model="taker",
+                           mc_version="v1", report_path=tmp_path / "cells.html")  # fmt: skip
+        conn.execute("DELETE FROM model.edge_cells")
+        conn.commit()
+    assert out.edge is not None and out.edge.block is None
+    by_cell = out.edge.by_cell
+    assert out.metrics.n_fills > 0
+    assert sum(by_cell["pnl"], start=Decimal(0)) == out.metrics.net_pnl
+    assert int(by_cell["fills"].sum()) == out.metrics.n_fills
+    assert sum(by_cell["fees"], start=Decimal(0)) == out.metrics.fees
+    buys = [f for f in out.fills if f.action == "buy"]
+    assert buys and all(8 <= _local_hour(f.ts) < 20 for f in buys)
+    assert by_cell["open"].any()
+    html = (tmp_path / "cells.html").read_text()
+    assert 'id="edge-cells"' in html
+    assert json.loads(json.dumps(out.metrics_dict()["edge_cells"]))["by_cell"]
+
+
+def _local_hour(ts: dt.datetime) -> float:
+    from kwx.domain.climate_day import climate_day_window
+
+    tz = default_registry().by_key("chicago").timezone
+    day = (ts - dt.timedelta(hours=6)).date()  # CST: the climate day of a UTC instant
+    return (ts - climate_day_window(tz, day)[0]).total_seconds() / 3600.0

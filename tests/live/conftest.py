@@ -169,8 +169,10 @@ def key_file(private_key: rsa.RSAPrivateKey, tmp_path_factory: pytest.TempPathFa
 
 def trading_config() -> StrategyConfig:
     """The default strategy with takers paying the touch (no assumed slippage), so that paper
-    fills (the backtest's venue) and the simulator's fills are priced alike."""
-    return StrategyConfig(execution=ExecutionConfig(taker_slippage=Decimal(0)))
+    fills (the backtest's venue) and the simulator's fills are priced alike. The edge gate is
+    off: these tests are about the live loop's mechanics, which need orders (the gate has
+    tests of its own in tests/strategy/test_edge.py and tests/backtest)."""
+    return StrategyConfig(execution=ExecutionConfig(taker_slippage=Decimal(0), edge_gate=False))
 
 
 @pytest.fixture

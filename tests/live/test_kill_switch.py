@@ -46,7 +46,7 @@ def test_kill_switch_cancels_resting_orders_at_the_exchange(
 ) -> None:
     sim = make_sim(START)
     config = StrategyConfig(
-        execution=ExecutionConfig(taker_slippage=Decimal(0)),
+        execution=ExecutionConfig(taker_slippage=Decimal(0), edge_gate=False),
         risk=RiskConfig(max_daily_loss_city=Decimal("0.05")),
     )
     with connect(day_settings) as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -303,3 +304,81 @@ def test_live_features_fuse_the_minutes_the_store_has_not(fused: Conn) -> None:
     np.testing.assert_allclose(got[has], want[has], rtol=1e-9, atol=1e-12)
     # The probability traded on follows: the fitted pool, not the fixed fallback.
     np.testing.assert_allclose(live.columns["p"][has], want[has], rtol=1e-9, atol=1e-12)
+
+
+ANCHORED_COEF = [[1.2, 0.3, 0.1, -0.2, -0.1]] * 6
+
+
+@needs_data()
+def test_anchored_walk_forward_has_no_look_ahead(fused: Conn) -> None:
+    """Change a day after a fold's training days: that fold's pool and p_fused stay put, while
+    the later fold that trained on the changed day moves (so the check can fail)."""
+
+    def walk() -> None:
+        _ok(["fusion", "walk", "--city", "chicago", "--from", str(DAYS[0]), "--to",
+             str(DAYS[3]), "--test-from", str(DAYS[2]), "--step-days", "1", "--model",
+             "anchored", "--strength", "0.01", "--version", "aw"])  # fmt: skip
+
+    walk()
+    early = load_config(fused, "chicago", f"aw@{DAYS[2]}")
+    late = load_config(fused, "chicago", f"aw@{DAYS[3]}")
+    assert early.model == late.model == "anchored" and early.strength == [0.01] * 6
+    assert early.train_to == DAYS[0] and late.train_to == DAYS[1]
+    before = {e: _fused_norm(fused, e) for e in EVENTS[2:]}
+    assert not np.allclose(early.coef, [[1.0, 0, 0, 0, 0]] * 6)  # the pool left the market
+    # DAYS[1] is in the future of the first fold's training days (its gap day).
+    fused.execute(
+        "UPDATE pmf.minute SET tmax_q50 = tmax_q50 + 6 WHERE event_ticker = %s", (EVENTS[1],)
+    )
+    fused.commit()
+    walk()
+    assert load_config(fused, "chicago", f"aw@{DAYS[2]}").coef == early.coef
+    pd.testing.assert_series_equal(_fused_norm(fused, EVENTS[2]), before[EVENTS[2]])
+    assert load_config(fused, "chicago", f"aw@{DAYS[3]}").coef != late.coef
+    assert not np.allclose(_fused_norm(fused, EVENTS[3]), before[EVENTS[3]])
+
+
+@needs_data()
+def test_anchored_live_fusion_equals_what_fusion_run_stored(fused: Conn) -> None:
+    """The anchored pool from the live panel (its tmax_q50, the events' brackets, the hour
+    from the same minutes_to_close) equals what `kwx fusion run` stored from pmf.minute."""
+    from kwx.backtest.loader import load_raw
+    from kwx.backtest.panel import build_panel
+    from kwx.live.fusion import fuse_panel
+    from kwx.pmf.fusion import FusionConfig, latest_config, save_config
+    from kwx.registry import default_registry
+
+    base = load_config(fused, "chicago", "f1")
+    config = FusionConfig(
+        city="chicago",
+        version="anch",
+        mc_version="v1",
+        alpha=[],
+        feature_mean=[],
+        feature_scale=[],
+        p_floor=1e-3,
+        train_from=base.train_from,
+        train_to=base.train_to,
+        model="anchored",
+        coef=ANCHORED_COEF,
+        hour_edges=[0, 4, 8, 12, 16, 20],
+        strength=[0.01] * 6,
+    )
+    save_config(fused, config)
+    loaded = latest_config(fused, "chicago", "v1")
+    assert loaded is not None and loaded.version == "anch" and loaded.coef == ANCHORED_COEF
+    run_fusion(fused, "chicago", DAYS[0], DAYS[-1], mc_version="v1", version="anch")
+    raw = load_raw(fused, default_registry().by_key("chicago"), DAYS[0], DAYS[-1], mc_version="v1")
+    panel = build_panel(raw)
+    live = fuse_panel(loaded.estimator(), panel)
+    stored = panel.cols["p_fused_norm"]
+    has = ~np.isnan(stored)
+    assert has.sum() > 0.9 * panel.exists.sum()
+    np.testing.assert_array_equal(np.isnan(live), ~has)
+    np.testing.assert_allclose(live[has], stored[has], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(stored[has], panel.cols["p_mkt"][has])  # not the market itself
+    # A market-only anchored config (λ = ∞) survives the JSON round trip as infinity.
+    save_config(
+        fused, FusionConfig(**{**config.__dict__, "version": "mkt", "strength": [math.inf] * 6})
+    )
+    assert load_config(fused, "chicago", "mkt").strength == [math.inf] * 6

@@ -16,6 +16,8 @@ A = f"{EVENT}-B40.5"
 
 
 def _strategy(**execution: object) -> ValueStrategy:
+    """The execution policy alone: the edge gate (tested in test_edge.py) off unless asked."""
+    execution.setdefault("edge_gate", False)
     return ValueStrategy(StrategyConfig(execution=ExecutionConfig(**execution)))  # type: ignore[arg-type]
 
 
@@ -72,7 +74,11 @@ def test_maker_first_then_taker_on_a_bigger_edge() -> None:
 
 
 def test_position_cap_sizes_the_order() -> None:
-    s = ValueStrategy(StrategyConfig.model_validate({"risk": {"max_position": "15"}}))
+    s = ValueStrategy(
+        StrategyConfig.model_validate(
+            {"risk": {"max_position": "15"}, "execution": {"edge_gate": False}}
+        )
+    )
     held = {A: position(A, "10", "4.00")}
     out = s.on_event(snapshot(minute(0), [bracket(A, "0.40", "0.44", p=0.47)]), account(held))
     assert [(i.side, i.count) for i in out if isinstance(i, PlaceLimit)] == [("yes", D("5"))]

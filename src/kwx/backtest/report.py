@@ -22,6 +22,7 @@ import jinja2
 import pandas as pd
 from matplotlib.figure import Figure
 
+from kwx.backtest.edge_pnl import EdgeSection
 from kwx.backtest.ledger import Settlement
 from kwx.backtest.metrics import BacktestMetrics
 from kwx.backtest.quote_split import QuoteSourceRow, rebuilt_warning
@@ -334,6 +335,38 @@ def _quote_source_section(rows: Sequence[QuoteSourceRow]) -> dict[str, Any]:
     }
 
 
+def _edge_rows(edge: EdgeSection | None) -> dict[str, Any] | None:
+    """The "P&L by edge cell" section's rows, formatted (None: no section)."""
+    if edge is None:
+        return None
+
+    def num(v: Any) -> str:
+        return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.4f}"
+
+    rows = [
+        {
+            "cell": r["cell"],
+            "open": "open" if r["open"] else "shut",
+            "gain": f"{num(r['gain'])} [{num(r['gain_lo'])}, {num(r['gain_hi'])}]",
+            "n_events": "—"
+            if r["n_events"] is None or r["n_events"] != r["n_events"]
+            else str(int(r["n_events"])),
+            "fills": int(r["fills"]),
+            "contracts": r["contracts"],
+            "fees": _money(r["fees"]),
+            "pnl": _money(r["pnl"]),
+            "css": _css(r["pnl"]),
+        }
+        for r in edge.by_cell.to_dict("records")
+    ]
+    return {
+        "gate": "on" if edge.gate_on else "off",
+        "open_cells": ", ".join(edge.open_cells) or "none",
+        "block": edge.block,
+        "rows": rows,
+    }
+
+
 def write_report(
     path: Path,
     *,
@@ -345,6 +378,7 @@ def write_report(
     notes: list[str],
     max_trades: int = MAX_TRADES,
     quote_sources: Sequence[QuoteSourceRow] = (),
+    edge: EdgeSection | None = None,
 ) -> Path:
     """Write the HTML report to ``path`` (parents created) and return the path.
 
@@ -398,6 +432,7 @@ def write_report(
         open_positions=list(metrics.open_positions),
         notes=[*notes, *DEFINITIONS],
         **_quote_source_section(quote_sources),
+        edge=_edge_rows(edge),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

@@ -30,6 +30,7 @@ import pandas as pd
 import psycopg
 
 from kwx.backtest.assemble import feed_arrays
+from kwx.backtest.edge_pnl import EdgeSection, cell_key, pnl_by_cell
 from kwx.backtest.feed import FeedArrays, HistoricalFeed
 from kwx.backtest.fills import make_fill_model
 from kwx.backtest.ledger import FillRecord, Settlement, fills_frame
@@ -47,6 +48,7 @@ from kwx.engine.journal import Journal
 from kwx.engine.ports import Fill
 from kwx.engine.sim_venue import SimulatedVenue
 from kwx.engine.tape import ArrayTape, MinuteBars, Prints
+from kwx.pmf.edge import load_edge_cells
 from kwx.pmf.metrics import reliability_curve
 from kwx.predict.features import NUMERIC_COLUMNS
 from kwx.registry import default_registry
@@ -84,6 +86,7 @@ class BacktestOutcome:
     timings: dict[str, float]
     stats: AgentStats
     quote_sources: list[QuoteSourceRow] = field(default_factory=list)
+    edge: EdgeSection | None = None
 
     def metrics_dict(self) -> dict[str, Any]:
         return {
@@ -94,6 +97,7 @@ class BacktestOutcome:
             "fill_model": self.fill_model,
             **metrics_dict(self.metrics),
             "by_quote_source": [r.as_dict() for r in self.quote_sources],
+            "edge_cells": None if self.edge is None else self.edge.as_json(),
         }
 
 
@@ -438,6 +442,23 @@ def _quote_source_of(prep: Prepared) -> Callable[[Fill], str]:
         return QUOTE_SOURCE_NAMES[int(codes[e, t, ev.tickers.index(fill.ticker)])]
 
     return source
+def _edge_cell_of(prep: Prepared) -> Callable[[FillRecord], str]:
+    """The edge cell of a fill's minute: its city, local hour of the climate day and the
+    bracket's p_mkt in the panel at that minute."""
+    index = {ev.event_ticker: e for e, ev in enumerate(prep.panel.events)}
+    p_mkt = prep.panel.cols["p_mkt"]
+
+    def cell_of(fill: FillRecord) -> str:
+        e = index.get(fill.event_ticker)
+        if e is None:
+            return cell_key(fill.city, 0.0, None)
+        ev = prep.panel.events[e]
+        minutes = (fill.ts - ev.day_start).total_seconds() / 60.0
+        t = min(max(int(minutes), 0), T - 1)
+        p = float(p_mkt[e, t, ev.tickers.index(fill.ticker)])
+        return cell_key(fill.city, minutes / 60.0, None if p != p else p)
+
+    return cell_of
 
 
 def _to_record(
@@ -496,11 +517,13 @@ def run_backtest(
     """
     if date_to < date_from:
         raise ValueError(f"--to {date_to} is before --from {date_from}")
-    strategy = ValueStrategy(config)
+    target = default_registry().resolve(city)
+    # The measured edge cells, loaded once for the run (the gate is on by default).
+    cells = load_edge_cells(conn, [target.key])
+    strategy = ValueStrategy(config, edge_cells=cells)
     model = make_fill_model(fill_model, slippage=strategy.config.execution.taker_slippage)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    target = default_registry().resolve(city)
     quote_version = "given" if quote_model is not None else None
     if quote_model is None and use_stored_quote_model:
         stored = latest_quote_model(conn)
@@ -572,7 +595,14 @@ def run_backtest(
     settlements, unsettled = settlements_of(prep.raw)
     metrics = compute_metrics(fills, settlements)
     quote_sources = quote_source_split(fills, settlements)
-    notes = [*prep.notes, *model.assumptions()]
+    block = strategy.entry_block(target.key)
+    edge = EdgeSection(
+        gate_on=strategy.config.execution.edge_gate,
+        open_cells=[c.label for c in cells.open_cells(target.key)],
+        block=block,
+        by_cell=pnl_by_cell(fills, settlements, _edge_cell_of(prep), cells),
+    )
+    notes = [*([block] if block else []), *prep.notes, *model.assumptions()]
     warning = rebuilt_warning(quote_sources)
     if warning:
         notes.insert(0, warning)
@@ -605,6 +635,7 @@ def run_backtest(
             reliability=reliability,
             notes=notes,
             quote_sources=quote_sources,
+            edge=edge,
         )
     timings["report_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
@@ -623,6 +654,7 @@ def run_backtest(
         timings=timings,
         stats=stats,
         quote_sources=quote_sources,
+        edge=edge,
     )
     conn.execute(
         "UPDATE backtest.runs SET params = %s, metrics = %s, report_path = %s, "

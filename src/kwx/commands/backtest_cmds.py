@@ -55,6 +55,14 @@ def backtest(
     horizon: Annotated[
         str, typer.Option("--classifier-horizon", help="Move classifier horizon; 'none' for none.")
     ] = "5m",
+    edge_gate: Annotated[
+        bool,
+        typer.Option(
+            "--edge-gate/--no-edge-gate",
+            help="Enter only in cells of model.edge_cells whose measured gain of p_fused over "
+            "p_mkt is above 0 (kwx fusion edge); --no-edge-gate trades every cell, unmeasured.",
+        ),
+    ] = True,
 ) -> None:
     """Backtest the value strategy on a city's climate days; writes an HTML report."""
     from kwx.backtest.fills import FILL_MODELS
@@ -63,6 +71,7 @@ def backtest(
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
+    from kwx.strategy.config import ExecutionConfig, StrategyConfig
 
     first, last = _dates(date_from, date_to)
     if fill_model not in FILL_MODELS:
@@ -97,6 +106,7 @@ def backtest(
                 first,
                 last,
                 fill_model=fill_model,
+                config=StrategyConfig(execution=ExecutionConfig(edge_gate=edge_gate)),
                 mc_version=mc_version,
                 classifier_horizon=None if horizon.lower() == "none" else horizon,
                 report_path=out,
@@ -126,6 +136,8 @@ def backtest(
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    if outcome.edge is not None and outcome.edge.block is not None:
+        console.print(f"[bold yellow]{outcome.edge.block}[/]")
     for note in outcome.notes:
         console.print(f"[dim]• {note}[/]")
     if outcome.report_path is not None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import psycopg
 
+    from kwx.pmf.fusion import FusionConfig
+
 console = Console()
 err = Console(stderr=True)
 
@@ -28,6 +30,24 @@ FromOpt = Annotated[str, typer.Option("--from", help="First climate date (YYYY-M
 ToOpt = Annotated[str, typer.Option("--to", help="Last climate date (YYYY-MM-DD).")]
 McOpt = Annotated[str, typer.Option("--mc-version", help="pmf.minute rows of this version.")]
 VersionOpt = Annotated[str, typer.Option("--version", help="model.fusion_config version.")]
+StrengthOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--strength",
+        min=0.0,
+        help="anchored: a fixed prior strength λ for every hour bucket (default: chosen per "
+        "bucket on the training days' last 30 days, the strongest within one standard error "
+        "of the best).",
+    ),
+]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="log: the weighted log pool (w_mkt + w_wx = 1); anchored: the market-anchored "
+        "pool (a·log p_mkt + b·log p_wx + bracket terms, shrunk to p_mkt).",
+    ),
+]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -120,8 +140,11 @@ def fusion_fit(
     mc_version: McOpt = "v1",
     version: VersionOpt = "f1",
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    model: ModelOpt = "log",
+    strength: StrengthOpt = None,
 ) -> None:
-    """Fit the pool's weight α for a city on its training days; store it as --version."""
+    """Fit the pool (its weight α, or the anchored pool's θ) for a city on its training days;
+    store it as --version."""
     from kwx.pmf.fusion import fit_fusion
     from kwx.pmf.pool import FEATURES
 
@@ -136,7 +159,12 @@ def fusion_fit(
             version=version,
             every_min=every,
             on_event=hook,
+            model=model,
+            strength=strength,
         )
+    if config.model == "anchored":
+        console.print(_anchored_table(config, f"fusion {key} {version}: fit on {first} → {last}"))
+        return
     m = config.metrics
     table = Table(title=f"fusion {key} {version}: fit on {first} → {last}")
     table.add_column("parameter")
@@ -155,6 +183,35 @@ def fusion_fit(
         f" p_mkt {ll['p_mkt']:.4f}, p_wx {ll['p_wx']:.4f}; w_mkt median "
         f"{m['w_mkt_quantiles'][2]:.3f}"
     )
+
+
+def _anchored_table(config: FusionConfig, title: str) -> Table:
+    """θ per hour bucket of an anchored config, and what chose the prior's strength."""
+    from kwx.pmf.anchored import TERMS
+
+    table = Table(title=title)
+    table.add_column("hours")
+    for term in TERMS:
+        table.add_column(term, justify="right")
+    table.add_column("λ", justify="right")
+    table.add_column("rows", justify="right")
+    edges = [*config.hour_edges, 24]
+    rows = config.metrics.get("rows_per_bucket", [0] * len(config.coef))
+    for j, coef in enumerate(config.coef):
+        table.add_row(
+            f"{edges[j]:02d}–{edges[j + 1]:02d}",
+            *(f"{c:+.3f}" for c in coef),
+            f"{config.strength[j]:g}",
+            f"{rows[j]:,}",
+        )
+    ll = config.metrics.get("train_log_loss", {})
+    table.caption = (
+        "λ per hour bucket: the strongest prior within one standard error of the best on the "
+        f"training days' last 30 days; training log-loss fused "
+        f"{ll.get('p_fused_norm', math.nan):.4f}, p_mkt {ll.get('p_mkt', math.nan):.4f}, "
+        f"p_wx {ll.get('p_wx', math.nan):.4f}"
+    )
+    return table
 
 
 def fusion_run(
@@ -198,6 +255,8 @@ def fusion_walk(
     ] = "walk",
     step_days: Annotated[int, typer.Option("--step-days", min=1, help="Days per fold.")] = 30,
     every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    model: ModelOpt = "log",
+    strength: StrengthOpt = None,
 ) -> None:
     """Walk forward: refit the pool on every day before each fold, then fuse the fold.
 
@@ -218,7 +277,8 @@ def fusion_walk(
         raise _fail(f"--test-from must be a date like 2024-10-01: {test_from!r}") from None
     n_folds = math.ceil(((last - start).days + 1) / step_days) if start <= last else 0
     table = Table(title=f"fusion {key} walk-forward, {step_days}-day folds ({mc_version})")
-    for col in ("fold", "trained on", "α (intercept, features)", "w_mkt median", "rows"):
+    head = "α (intercept, features)" if model == "log" else "λ:(a, b) per hour bucket"
+    for col in ("fold", "trained on", head, "w_mkt median", "rows"):
         table.add_column(col, justify="right" if col == "rows" else "left")
     try:
         migrate.upgrade()
@@ -227,11 +287,20 @@ def fusion_walk(
 
             def on_fold(fold: Fold) -> None:
                 c = fold.config
+                if c.model == "anchored":
+                    params = " ".join(
+                        f"{lam:g}:({row[0]:.2f}, {row[1]:.2f})"
+                        for lam, row in zip(c.strength, c.coef, strict=True)
+                    )
+                    w_median = "—"
+                else:
+                    params = " ".join(f"{a:+.2f}" for a in c.alpha)
+                    w_median = f"{c.metrics['w_mkt_quantiles'][2]:.3f}"
                 table.add_row(
                     f"{fold.first} → {fold.last}",
                     f"{c.train_from} → {c.train_to}",
-                    " ".join(f"{a:+.2f}" for a in c.alpha),
-                    f"{c.metrics['w_mkt_quantiles'][2]:.3f}",
+                    params,
+                    w_median,
                     f"{fold.rows:,}",
                 )
                 progress.update(task, advance=1, description=f"fold {fold.first}")
@@ -247,6 +316,8 @@ def fusion_walk(
                 version=version,
                 every_min=every,
                 on_fold=on_fold,
+                model=model,
+                strength=strength,
             )
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from exc
@@ -392,6 +463,74 @@ def fusion_report_cmd(
         )
 
 
+def fusion_edge(
+    city: CityOpt,
+    date_from: FromOpt,
+    date_to: ToOpt,
+    mc_version: McOpt = "v1",
+    every: Annotated[int, typer.Option(min=1, help="Sample every N minutes.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line last.")] = False,
+) -> None:
+    """Measure the edge cells (city × local-hour bucket × p_mkt bucket) on walk-forward days
+    and store them in model.edge_cells: the strategy enters only where a cell's gain of
+    p_fused over p_mkt has its 95% interval above 0. Run it over `kwx fusion walk`'s
+    --test-from..--to range (days the pool never saw)."""
+    from kwx.pmf.edge import measure_edge_cells
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    key, first, last = _inputs(city, date_from, date_to)
+    try:
+        migrate.upgrade()
+        with connect() as conn:
+            cells = measure_edge_cells(
+                conn, key, first, last, mc_version=mc_version, every_min=every
+            )
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"edge cells {key} {first} → {last} ({mc_version}, every {every} min)")
+    for col in ("cell", "gain (p_mkt − p_fused loss)", "95% CI", "events", "rows", "gate"):
+        table.add_column(col, justify="left" if col == "cell" else "right")
+    for c in cells:
+        table.add_row(
+            c.label,
+            f"{c.gain:+.4f}",
+            f"[{c.gain_lo:+.4f}, {c.gain_hi:+.4f}]",
+            str(c.n_events),
+            f"{c.n_rows:,}",
+            "[bold green]open[/]" if c.open else "shut",
+        )
+    console.print(table)
+    opened = [c.label for c in cells if c.open]
+    console.print(
+        f"{len(opened)} of {len(cells)} measured cells open"
+        + (f": {', '.join(opened)}" if opened else ": the strategy will enter nothing in " + key)
+    )
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "city": key,
+                    "from": str(first),
+                    "to": str(last),
+                    "open": opened,
+                    "cells": [
+                        {
+                            "cell": c.label,
+                            "gain": c.gain,
+                            "gain_lo": c.gain_lo,
+                            "gain_hi": c.gain_hi,
+                            "n_events": c.n_events,
+                            "n_rows": c.n_rows,
+                            "open": c.open,
+                        }
+                        for c in cells
+                    ],
+                }
+            )
+        )
+
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add this area's commands to the top-level app and the bench app."""
     fusion_app = typer.Typer(no_args_is_help=True, help="Fuse p_mkt and p_wx into p_fused.")
@@ -400,4 +539,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     fusion_app.command("run")(fusion_run)
     fusion_app.command("walk")(fusion_walk)
     fusion_app.command("report")(fusion_report_cmd)
+    fusion_app.command("edge")(fusion_edge)
     app.add_typer(fusion_app, name="fusion")

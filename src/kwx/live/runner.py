@@ -54,6 +54,7 @@ from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
 from kwx.live.stream import MarketStream
 from kwx.live.weather import LiveWeather
+from kwx.pmf.edge import load_edge_cells
 from kwx.pmf.fusion import latest_config
 from kwx.registry import City, default_registry
 from kwx.sources.http import RetryPolicy, SourceError
@@ -210,7 +211,8 @@ class LiveRun:
         self.ws_backoff = ws_backoff
         self.stop = stop or threading.Event()
         self.on_step = on_step
-        self.strategy = ValueStrategy(options.config)
+        # The measured edge cells, loaded once for the run (the gate is on by default).
+        self.strategy = ValueStrategy(options.config, edge_cells=load_edge_cells(conn))
         self.run_id = 0
         self.markets: list[LiveMarketData] = []
         self.cities: list[CityFeed] = []
@@ -284,6 +286,10 @@ class LiveRun:
                 else SignalHistory.empty(1)
             )
             classifier = self._classifier(city)
+            block = self.strategy.entry_block(city.key)
+            if block is not None:
+                log.warning("%s: %s", city.key, block)
+                self.notes.append(f"{city.key}: {block}")
             fusion = latest_config(self.conn, city.key, mc_version)
             if fusion is None:
                 log.warning(

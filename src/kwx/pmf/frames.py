@@ -16,6 +16,7 @@ import pandas as pd
 import psycopg
 
 from kwx.domain.brackets import Bracket
+from kwx.pmf.anchored import AnchoredInputs, bracket_centre
 from kwx.pmf.pool import FEATURES
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -30,6 +31,7 @@ class Ladder:
     event_ticker: str
     tickers: list[str]
     winner: int | None
+    centres: tuple[float, ...] = ()  # each bracket's representative value (°F), ladder order
 
 
 def _winner(rows: list[tuple[object, ...]]) -> int | None:
@@ -61,7 +63,15 @@ def load_ladders(conn: Conn, events: list[str]) -> dict[str, Ladder]:
     by_event: dict[str, list[tuple[object, ...]]] = {}
     for r in rows:
         by_event.setdefault(str(r[1]), []).append(r)
-    return {ev: Ladder(ev, [str(r[0]) for r in rs], _winner(rs)) for ev, rs in by_event.items()}
+    return {
+        ev: Ladder(
+            ev,
+            [str(r[0]) for r in rs],
+            _winner(rs),
+            tuple(bracket_centre(Bracket.from_strikes(str(r[5]), r[6], r[7])) for r in rs),  # type: ignore[arg-type]
+        )
+        for ev, rs in by_event.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -219,3 +229,20 @@ def read_minutes(
     rows = conn.execute(sql, params).fetchall()
     conn.commit()
     return pd.DataFrame(rows, columns=[*BASE_COLUMNS, *extra])
+
+
+def anchored_inputs(sample: Sample, ladders: dict[str, Ladder]) -> AnchoredInputs:
+    """The anchored pool's inputs for a Sample read with extra=("tmax_q50",): bracket centres
+    from the ladders, the weather median per row (stored on every bracket alike) and the
+    local hour of the climate day from minutes_to_close (the day is 1,440 minutes long in
+    local standard time)."""
+    n, width = sample.p_mkt.shape
+    centre = np.full((n, width), np.nan)
+    for i, event in enumerate(sample.event):
+        values = ladders[str(event)].centres
+        centre[i, : len(values)] = values
+    q50 = sample.extra["tmax_q50"]
+    has = ~np.isnan(q50)
+    q50_row = np.where(has.any(axis=1), np.nanmax(np.where(has, q50, -np.inf), axis=1), np.nan)
+    hour = (1440.0 - sample.x[:, 3]) / 60.0
+    return AnchoredInputs(sample.p_mkt, sample.p_wx, centre, q50_row, hour)

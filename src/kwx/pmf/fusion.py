@@ -19,17 +19,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import psycopg
 
+from kwx.pmf.anchored import HOUR_EDGES, TERMS, AnchoredPool, choose_strength
 from kwx.pmf.frames import (
     BASE_COLUMNS,
+    Ladder,
     Sample,
+    anchored_inputs,
     assemble,
     complete,
     load_ladders,
@@ -42,6 +47,10 @@ from kwx.pmf.report import fusion_report
 from kwx.store.bulk import copy_into, create_stage
 
 Conn = psycopg.Connection[tuple[object, ...]]
+Pool = LogPool | AnchoredPool
+ANCHORED = "anchored"
+MODELS = ("log", ANCHORED)
+MEDIAN = "tmax_q50"
 
 SAMPLE_EVERY_MIN = 10
 # Floors tried on p_wx before logs; the one with the highest training likelihood is kept
@@ -66,7 +75,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """A fitted pool for one city: what model.fusion_config stores."""
+    """A fitted pool for one city: what model.fusion_config stores.
+
+    `model` is "log" (the weighted log pool, `LogPool`: alpha, feature_mean, feature_scale)
+    or "anchored" (the market-anchored pool, `AnchoredPool`: coef per hour bucket,
+    hour_edges, strength)."""
 
     city: str
     version: str
@@ -78,9 +91,21 @@ class FusionConfig:
     train_from: dt.date
     train_to: dt.date
     metrics: dict[str, Any] = field(default_factory=dict)
+    model: str = "log"
+    coef: list[list[float]] = field(default_factory=list)
+    hour_edges: list[int] = field(default_factory=list)
+    strength: list[float] = field(default_factory=list)  # λ per hour bucket
 
-    def estimator(self) -> LogPool:
-        """The fitted LogPool this config describes."""
+    def estimator(self) -> Pool:
+        """The fitted estimator this config describes."""
+        if self.model == ANCHORED:
+            anchored = AnchoredPool(
+                strength=tuple(self.strength),
+                p_floor=self.p_floor,
+                hour_edges=tuple(self.hour_edges),
+            )
+            anchored.coef_ = np.asarray(self.coef, dtype=np.float64)
+            return anchored
         model = LogPool(p_floor=self.p_floor)
         model.alpha_ = np.asarray(self.alpha, dtype=np.float64)
         model.mean_ = np.asarray(self.feature_mean, dtype=np.float64)
@@ -88,6 +113,16 @@ class FusionConfig:
         return model
 
     def params(self) -> dict[str, Any]:
+        if self.model == ANCHORED:
+            return {
+                "model": ANCHORED,
+                "terms": list(TERMS),
+                "coef": self.coef,
+                "hour_edges": self.hour_edges,
+                # JSON has no infinity: the market itself is stored as strength null.
+                "strength": [v if math.isfinite(v) else None for v in self.strength],
+                "p_floor": self.p_floor,
+            }
         return {
             "features": list(FEATURES),
             "alpha": self.alpha,
@@ -150,6 +185,30 @@ def latest_config(conn: Conn, city: str, mc_version: str) -> FusionConfig | None
 def _config_of(city: str, row: tuple[object, ...]) -> FusionConfig:
     version, params, metrics, mc_version, train_from, train_to = row
     assert isinstance(params, dict) and isinstance(metrics, dict)
+    assert isinstance(train_from, dt.date) and isinstance(train_to, dt.date)
+    if params.get("model") == ANCHORED:
+        if list(params.get("terms", [])) != list(TERMS):
+            raise ValueError(
+                f"model.fusion_config {city}/{version}: terms {params.get('terms')} "
+                f"differ from this code's {list(TERMS)}; refit it"
+            )
+        strength = params.get("strength")
+        return FusionConfig(
+            city=city,
+            version=str(version),
+            mc_version=str(mc_version),
+            alpha=[],
+            feature_mean=[],
+            feature_scale=[],
+            p_floor=float(params["p_floor"]),
+            train_from=train_from,
+            train_to=train_to,
+            metrics=metrics,
+            model=ANCHORED,
+            coef=[[float(c) for c in row] for row in params["coef"]],
+            hour_edges=[int(h) for h in params["hour_edges"]],
+            strength=[math.inf if v is None else float(v) for v in strength],
+        )
     if list(params.get("features", [])) != list(FEATURES):
         raise ValueError(
             f"model.fusion_config {city}/{version}: features {params.get('features')} "
@@ -178,17 +237,21 @@ def training_sample(
     *,
     mc_version: str = "v1",
     every_min: int = SAMPLE_EVERY_MIN,
-) -> Sample:
-    """Complete event-minutes with a known winner, every `every_min` minutes."""
-    frame = read_minutes(conn, city, date_from, date_to, mc_version, every_min=every_min)
+    extra: tuple[str, ...] = (),
+) -> tuple[Sample, dict[str, Ladder]]:
+    """Complete event-minutes with a known winner, every `every_min` minutes (and their
+    events' ladders)."""
+    frame = read_minutes(
+        conn, city, date_from, date_to, mc_version, every_min=every_min, extra=extra
+    )
     if frame.empty:
         raise ValueError(
             f"pmf.minute has no {mc_version} rows for {city} {date_from} → {date_to}: "
             "run kwx weather backfill first"
         )
     ladders = load_ladders(conn, sorted(set(frame["event_ticker"])))
-    sample = assemble(frame, ladders)
-    return sample.take(complete(sample) & (sample.winner >= 0))
+    sample = assemble(frame, ladders, extra=extra)
+    return sample.take(complete(sample) & (sample.winner >= 0)), ladders
 
 
 def fit_fusion(
@@ -201,8 +264,14 @@ def fit_fusion(
     version: str = "f1",
     every_min: int = SAMPLE_EVERY_MIN,
     on_event: Callable[[str, int], None] | None = None,
+    model: str = "log",
+    strength: float | None = None,
 ) -> FusionConfig:
-    """Fit α for a city on climate days date_from..date_to and store it as `version`."""
+    """Fit the pool `model` ("log" or "anchored") for a city on climate days
+    date_from..date_to and store it as `version`. The anchored pool's prior strength is
+    `strength` when given, else chosen on the training days' last month (`choose_strength`)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown fusion model {model!r}: use one of {', '.join(MODELS)}")
     write_p_mkt(
         conn,
         city,
@@ -212,14 +281,27 @@ def fit_fusion(
         only_missing=True,
         on_event=on_event,
     )
-    sample = training_sample(
-        conn, city, date_from, date_to, mc_version=mc_version, every_min=every_min
+    sample, ladders = training_sample(
+        conn,
+        city,
+        date_from,
+        date_to,
+        mc_version=mc_version,
+        every_min=every_min,
+        extra=(MEDIAN,) if model == ANCHORED else (),
     )
     if len(sample) == 0:
         raise ValueError(
             f"no complete event-minutes with a settled winner for {city} "
             f"{date_from} → {date_to} (need p_mkt, p_wx, hazard and a settled market)"
         )
+    if model == ANCHORED:
+        config = _fit_anchored(
+            conn, city, (date_from, date_to), sample, ladders, mc_version, version, every_min,
+            strength,
+        )  # fmt: skip
+        save_config(conn, config)
+        return config
     by_floor = {
         floor: LogPool(p_floor=floor, grid=False)
         .fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
@@ -227,16 +309,16 @@ def fit_fusion(
         for floor in P_FLOORS
     }
     floor = min(by_floor, key=lambda f: by_floor[f])
-    model = LogPool(p_floor=floor).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
-    fused = model.predict(sample.x, sample.p_mkt, sample.p_wx)
+    log_pool = LogPool(p_floor=floor).fit(sample.x, sample.p_mkt, sample.p_wx, sample.winner)
+    fused = log_pool.predict(sample.x, sample.p_mkt, sample.p_wx)
     rows = [r[~np.isnan(r)] for r in fused]
-    w = model.weight(sample.x)
+    w = log_pool.weight(sample.x)
     metrics: dict[str, Any] = {
-        "nll": model.nll_,
+        "nll": log_pool.nll_,
         "nll_by_floor": {str(f): v for f, v in by_floor.items()},
-        "converged": model.converged_,
-        "grid_alpha": [float(a) for a in model.grid_alpha_],
-        "grid_nll": float(model.grid_nll_),
+        "converged": log_pool.converged_,
+        "grid_alpha": [float(a) for a in log_pool.grid_alpha_],
+        "grid_nll": float(log_pool.grid_nll_),
         "n_rows": len(sample),
         "n_events": len(set(sample.event)),
         "sample_every_min": every_min,
@@ -251,16 +333,90 @@ def fit_fusion(
         city=city,
         version=version,
         mc_version=mc_version,
-        alpha=[float(a) for a in model.alpha_],
-        feature_mean=[float(a) for a in model.mean_],
-        feature_scale=[float(a) for a in model.scale_],
-        p_floor=model.p_floor,
+        alpha=[float(a) for a in log_pool.alpha_],
+        feature_mean=[float(a) for a in log_pool.mean_],
+        feature_scale=[float(a) for a in log_pool.scale_],
+        p_floor=log_pool.p_floor,
         train_from=date_from,
         train_to=date_to,
         metrics=metrics,
     )
     save_config(conn, config)
     return config
+
+
+def _event_days(conn: Conn, events: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:
+    """The climate date of each row's event."""
+    names = sorted({str(e) for e in events})
+    rows = conn.execute(
+        "SELECT event_ticker, climate_date FROM kalshi.events WHERE event_ticker = ANY(%s)",
+        (names,),
+    ).fetchall()
+    conn.commit()
+    day_of = {str(e): d for e, d in rows}
+    return np.array([day_of[str(e)] for e in events], dtype=object)
+
+
+def _fit_anchored(
+    conn: Conn,
+    city: str,
+    span: tuple[dt.date, dt.date],
+    sample: Sample,
+    ladders: dict[str, Ladder],
+    mc_version: str,
+    version: str,
+    every_min: int,
+    strength: float | None = None,
+) -> FusionConfig:
+    """The anchored pool: the prior's strength by a walk-forward step inside the training
+    days (unless given), then θ refitted on all of them at that strength."""
+    date_from, date_to = span
+    inputs = anchored_inputs(sample, ladders)
+    ok = inputs.complete()
+    inputs, sample = inputs.take(ok), sample.take(ok)
+    if len(sample) == 0:
+        raise ValueError(
+            f"no event-minutes with tmax_q50 for {city} {date_from} → {date_to}: "
+            "run kwx weather backfill first"
+        )
+    by_strength: dict[str, dict[str, float]] = {}
+    if strength is None:
+        days = _event_days(conn, sample.event)
+        lam, by_strength = choose_strength(inputs, sample.winner, days)
+    else:
+        lam = (strength,) * len(HOUR_EDGES)
+    fitted = AnchoredPool(strength=lam).fit(inputs, sample.winner)
+    fused = fitted.predict(inputs)
+    metrics: dict[str, Any] = {
+        "nll": fitted.neg_log_likelihood(inputs, sample.winner),
+        "holdout_log_loss_by_strength": by_strength,
+        "converged": fitted.converged_,
+        "rows_per_bucket": [int(r) for r in fitted.rows_per_bucket_],
+        "n_rows": len(sample),
+        "n_events": len(set(sample.event)),
+        "sample_every_min": every_min,
+        "train_log_loss": {
+            "p_fused_norm": log_loss_winner([r[~np.isnan(r)] for r in fused], sample.winner),
+            "p_mkt": log_loss_winner([r[~np.isnan(r)] for r in sample.p_mkt], sample.winner),
+            "p_wx": log_loss_winner([r[~np.isnan(r)] for r in sample.p_wx], sample.winner),
+        },
+    }
+    return FusionConfig(
+        city=city,
+        version=version,
+        mc_version=mc_version,
+        alpha=[],
+        feature_mean=[],
+        feature_scale=[],
+        p_floor=fitted.p_floor,
+        train_from=date_from,
+        train_to=date_to,
+        metrics=metrics,
+        model=ANCHORED,
+        coef=[[float(c) for c in row] for row in fitted.coef_],
+        hour_edges=list(fitted.hour_edges),
+        strength=list(lam),
+    )
 
 
 _FUSED_STAGE = (
@@ -272,18 +428,27 @@ _FUSED_STAGE = (
 )
 
 
-def fuse_event(conn: Conn, event: str, model: LogPool, mc_version: str) -> int:
+def fuse_event(conn: Conn, event: str, model: Pool, mc_version: str) -> int:
     """Pool every minute of one event and write w_mkt, p_fused and p_fused_norm (NULL at
-    minutes lacking an input). Returns rows updated; one transaction."""
-    frame = read_event(conn, event, mc_version)
+    minutes lacking an input). The anchored pool has no single w_mkt (NULL) and its p_fused
+    is its normalised PMF. Returns rows updated; one transaction."""
+    anchored = isinstance(model, AnchoredPool)
+    extra = (MEDIAN,) if anchored else ()
+    frame = read_event(conn, event, mc_version, extra=extra)
     ladders = load_ladders(conn, [event])
-    sample = assemble(frame, ladders)
+    sample = assemble(frame, ladders, extra=extra)
     ok = complete(sample)
     n, width = sample.p_mkt.shape
     w = np.full(n, np.nan)
     unnorm = np.full((n, width), np.nan)
     norm = np.full((n, width), np.nan)
-    if ok.any():
+    if isinstance(model, AnchoredPool):
+        inputs = anchored_inputs(sample, ladders)
+        ok &= inputs.complete()
+        if ok.any():
+            norm[ok] = model.predict(inputs.take(ok))
+            unnorm[ok] = norm[ok]
+    elif ok.any():
         part = sample.take(ok)
         w[ok], unnorm[ok], norm[ok] = model.predict_pooled(part.x, part.p_mkt, part.p_wx)
     tickers = ladders[event].tickers if event in ladders else []
@@ -311,15 +476,17 @@ def fuse_event(conn: Conn, event: str, model: LogPool, mc_version: str) -> int:
         return max(cur.rowcount, 0)
 
 
-def read_event(conn: Conn, event: str, mc_version: str) -> pd.DataFrame:
+def read_event(
+    conn: Conn, event: str, mc_version: str, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """All pmf.minute rows of one event under `mc_version`, long."""
+    columns = (*BASE_COLUMNS, *extra)
     rows = conn.execute(
-        f"SELECT {', '.join(BASE_COLUMNS)} FROM pmf.minute "
-        "WHERE event_ticker = %s AND mc_version = %s",
+        f"SELECT {', '.join(columns)} FROM pmf.minute WHERE event_ticker = %s AND mc_version = %s",
         (event, mc_version),
     ).fetchall()
     conn.commit()
-    return pd.DataFrame(rows, columns=list(BASE_COLUMNS))
+    return pd.DataFrame(rows, columns=list(columns))
 
 
 def run_fusion(
@@ -377,6 +544,8 @@ def walk_forward(
     version: str = "walk",
     every_min: int = SAMPLE_EVERY_MIN,
     on_fold: Callable[[Fold], None] | None = None,
+    model: str = "log",
+    strength: float | None = None,
 ) -> list[Fold]:
     """Refit and apply the pool fold by fold over test_from..date_to.
 
@@ -410,6 +579,8 @@ def walk_forward(
             mc_version=mc_version,
             version=f"{version}@{first}",
             every_min=every_min,
+            model=model,
+            strength=strength,
         )
         rows = run_fusion(conn, city, first, last, mc_version=mc_version, version=config.version)
         fold = Fold(first, last, config, rows)

@@ -66,6 +66,11 @@ class ExecutionConfig(BaseModel):
     order_count: Decimal = Decimal(10)
     order_ttl_min: int = Field(default=10, ge=1, description="cancel a limit older than this")
     improve: Decimal = Decimal("0.01")
+    edge_gate: bool = Field(
+        default=True,
+        description="enter only in (city, hour, price) cells where p_fused's walk-forward gain "
+        "over p_mkt has a 95% interval above 0 (model.edge_cells); none measured: no entries",
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> ExecutionConfig:

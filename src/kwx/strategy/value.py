@@ -9,15 +9,26 @@ against risk before it reaches a venue, in every mode.
 *superset* of the minutes at which :meth:`on_event` could open a position (it ignores fees,
 which only lower an edge). Feeds use it to skip minutes with nothing to do while we hold no
 position and no order in the event; the agent visits every minute otherwise.
+
+With ``execution.edge_gate`` (the default) an entry also needs its (city, local hour, p_mkt)
+cell to be measured and open (`kwx.strategy.edge`): the strategy trades only where p_fused has
+beaten the market out of sample. Without cells (none given, or none measured) it enters
+nothing; `entry_block` says so in one line for the run's notes.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import numpy.typing as npt
 
+from kwx.domain.climate_day import climate_day_window
 from kwx.engine.ports import AccountView, EventSnapshot, Intent
+from kwx.pmf.edge_cells import EdgeCells
+from kwx.registry import default_registry
 from kwx.strategy.config import StrategyConfig
+from kwx.strategy.edge import edge_verdict
 from kwx.strategy.execution import bracket_intents, gate
 
 __all__ = ["ValueStrategy"]
@@ -30,11 +41,43 @@ class ValueStrategy:
 
     name = "value"
 
-    def __init__(self, config: StrategyConfig | None = None) -> None:
+    def __init__(
+        self, config: StrategyConfig | None = None, edge_cells: EdgeCells | None = None
+    ) -> None:
         self.config = config or StrategyConfig()
+        self.edge_cells = edge_cells if edge_cells is not None else EdgeCells(())
+        self._day_start: dict[tuple[str, dt.date], dt.datetime] = {}
 
     def params(self) -> dict[str, object]:
-        return {"strategy": self.name, **self.config.as_json()}
+        out: dict[str, object] = {"strategy": self.name, **self.config.as_json()}
+        if self.config.execution.edge_gate:
+            out["edge_cells_open"] = sorted(c.label for c in self.edge_cells.open_cells())
+        return out
+
+    def entry_block(self, city: str) -> str | None:
+        """One line saying why the edge gate keeps every entry in `city` shut, or None."""
+        if not self.config.execution.edge_gate:
+            return None
+        if city not in self.edge_cells.cities:
+            return (
+                f"edge gate: no measured cells for {city} (run kwx fusion edge): "
+                "no entries — only exits and cancels"
+            )
+        if not self.edge_cells.open_cells(city):
+            return (
+                f"edge gate: no cell of {city} has p_fused's gain over p_mkt above 0 "
+                "(95% interval): no entries — only exits and cancels"
+            )
+        return None
+
+    def _local_hour(self, snapshot: EventSnapshot) -> float:
+        key = (snapshot.city, snapshot.climate_date)
+        start = self._day_start.get(key)
+        if start is None:
+            tz = default_registry().by_key(snapshot.city).timezone
+            start = climate_day_window(tz, snapshot.climate_date)[0]
+            self._day_start[key] = start
+        return (snapshot.ts - start).total_seconds() / 3600.0
 
     def on_event(self, snapshot: EventSnapshot, account: AccountView) -> list[Intent]:
         cfg = self.config
@@ -51,6 +94,9 @@ class ValueStrategy:
                 continue
             b = snapshot.bracket_at(k)
             allowed = entries and snapshot.screened and gate(b, cfg.execution).ok
+            if allowed and cfg.execution.edge_gate:
+                hour = self._local_hour(snapshot)
+                allowed = edge_verdict(self.edge_cells, snapshot.city, hour, b.p_mkt).ok
             out.extend(
                 bracket_intents(
                     b,
