@@ -236,6 +236,7 @@ def import_files(
             f"{len(summary.failed)} file(s) failed; nothing of them was written "
             "(see meta.bad_input). The other files were imported."
         )
+        raise typer.Exit(1)
 
 
 def _parse_date(value: str, option: str) -> dt.date:
