@@ -88,7 +88,7 @@ def walk_files(root: Path) -> Iterator[Path]:
     found: list[Path] = []
     for folder, dirs, files in os.walk(root, followlinks=True):
         try:
-            info = os.stat(folder)
+            info = Path(folder).stat()
         except OSError:
             dirs[:] = []
             continue
@@ -127,7 +127,7 @@ def plan(root: Path) -> tuple[list[tuple[Path, FileKind]], list[FileOutcome]]:
         except BadInputError as exc:
             skipped.append(FileOutcome(path, None, "failed", message=str(exc)))
             continue
-        except Exception as exc:  # noqa: BLE001 - any file shape must not abort the plan
+        except Exception as exc:  # any file shape must not abort the plan
             skipped.append(FileOutcome(path, None, "failed", message=_unexpected(path, exc)))
             continue
         if kind is None:
@@ -167,7 +167,13 @@ DATA_WRITERS = (
 
 # Files whose rows the derived data (inferred markets, trade-built candles) depends on.
 DERIVED_FROM = frozenset(
-    {FileKind.TRADES, FileKind.MARKETS, FileKind.LADDER, FileKind.CANDLES_API, FileKind.CANDLES_FLAT}
+    {
+        FileKind.TRADES,
+        FileKind.MARKETS,
+        FileKind.LADDER,
+        FileKind.CANDLES_API,
+        FileKind.CANDLES_FLAT,
+    }
 )
 _DERIVE_JOB, _DERIVE_UNIT = "import", "derive"
 
@@ -264,7 +270,7 @@ def import_file(
         return FileOutcome(path, kind, "skipped", message=str(exc))
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise  # the store is gone: no later file can be imported either
-    except Exception as exc:  # noqa: BLE001 - any file shape must fail alone, named
+    except Exception as exc:  # any file shape must fail alone, named
         # BadInputError says where; anything else a normaliser raised on odd input (a
         # RecursionError, an AttributeError on a wrong JSON type, …) is still this file's fault.
         bad = (

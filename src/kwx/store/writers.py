@@ -167,11 +167,22 @@ MARKET_COLUMNS = _cols(
 )
 _MARKET_NAMES = [c for c, _ in MARKET_COLUMNS]
 _SOURCE_RANK = "CASE {} WHEN 'api' THEN 3 WHEN 'ladder' THEN 2 ELSE 1 END"
+# A settlement once stored is never erased by a row that lacks it (an older snapshot, a
+# page fetched before the market settled): blanks there keep what the store has.
+_MARKET_KEPT = ("result", "expiration_value", "settled_tmax")
+
+
+def _market_value(column: str) -> str:
+    if column in _MARKET_KEPT:
+        return f"coalesce(excluded.{column}, kalshi.markets.{column})"
+    return f"excluded.{column}"
+
+
 _MARKET_CHANGED = (
     "("
     + ", ".join(f"kalshi.markets.{c}" for c in _MARKET_NAMES)
     + ") IS DISTINCT FROM ("
-    + ", ".join(f"excluded.{c}" for c in _MARKET_NAMES)
+    + ", ".join(_market_value(c) for c in _MARKET_NAMES)
     + ")"
 )
 MARKETS = Writer(
@@ -180,7 +191,9 @@ MARKETS = Writer(
     f"""
     INSERT INTO kalshi.markets ({", ".join(_MARKET_NAMES)})
     SELECT {", ".join(_MARKET_NAMES)} FROM {{stage}}
-    ON CONFLICT (ticker) DO UPDATE SET {_set_all(_MARKET_NAMES, ["ticker"])}, updated_at = now()
+    ON CONFLICT (ticker) DO UPDATE
+    SET {", ".join(f"{c} = {_market_value(c)}" for c in _MARKET_NAMES if c != "ticker")},
+        updated_at = now()
     WHERE {_SOURCE_RANK.format("excluded.metadata_source")}
           >= {_SOURCE_RANK.format("kalshi.markets.metadata_source")}
       AND {_MARKET_CHANGED}
@@ -405,4 +418,14 @@ PMF_WX = Writer(
       SET {_set_all(_PMF_WX_NAMES, ["ticker", "ts", "mc_version"])}
     """,
     key=("ticker", "ts", "mc_version"),
+)
+
+# Notes on a file's rows (strikes inferred, rows refused), written with the file's data.
+BAD_INPUT = Writer(
+    "meta.bad_input",
+    _cols("source text, location text, field text, message text, raw text"),
+    """
+    INSERT INTO meta.bad_input (source, location, field, message, raw)
+    SELECT source, location, field, message, raw FROM {stage}
+    """,
 )
