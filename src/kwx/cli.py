@@ -227,6 +227,9 @@ def import_files(
     )
     for error in summary.inference_errors:
         err.print(f"[yellow]warning[/] {error}")
+    for outcome in summary.by_status("imported"):
+        if outcome.message:
+            err.print(f"[yellow]note[/] {outcome.path}: {outcome.message}")
     for outcome in summary.by_status("skipped"):
         console.print(f"[dim]skipped {outcome.path}: {outcome.message}[/]")
     for outcome in summary.failed:

@@ -26,7 +26,7 @@ from kwx.ingest.normalize import NORMALIZERS, ImportContext, inferred_markets, m
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, detect, is_data_file
 from kwx.store import writers
 from kwx.store.bulk import explain_copy_error
-from kwx.store.writers import Batch, DuplicateKeyError
+from kwx.store.writers import Batch, ConflictingRowError, DuplicateKeyError
 
 # Metadata before the data that refers to it; trades before the candle build.
 KIND_ORDER = (
@@ -214,6 +214,13 @@ def _write_batches(
         for batch in batches:
             try:
                 written = batch.writer.write(cur, batch.frame, batch.params)
+            except ConflictingRowError as exc:
+                raise BadInputError(
+                    str(path),
+                    f"{exc.key} is stored already with other values ({exc.detail})",
+                    field="trade_id" if batch.writer is writers.TRADES else None,
+                    raw=exc.key,
+                ) from exc
             except DuplicateKeyError as exc:
                 raise BadInputError(
                     str(path),
@@ -282,7 +289,23 @@ def import_file(
             conn.rollback()
         record_bad_input(conn, bad)
         return FileOutcome(path, kind, "failed", message=str(bad))
-    return FileOutcome(path, kind, "imported", rows_read, stored)
+    return FileOutcome(path, kind, "imported", rows_read, stored, message=_notes(batches))
+
+
+def _notes(batches: list[Batch]) -> str:
+    """What the file's notes say (rows whose blanks were inferred, rows left out), briefly."""
+    notes = [b.frame for b in batches if b.writer is writers.BAD_INPUT]
+    if not notes:
+        return ""
+    messages = [str(m) for frame in notes for m in frame["message"]]
+    left_out = [m for m in messages if "inferred from the ticker" not in m]
+    inferred = len(messages) - len(left_out)
+    parts = []
+    if inferred:
+        parts.append(f"{inferred} row(s) had blank strikes, inferred from their tickers")
+    if left_out:
+        parts.append(f"{len(left_out)} row(s) left out: {left_out[0]}")
+    return "; ".join(parts) + " (see meta.bad_input)"
 
 
 def _unexpected(path: Path, exc: BaseException) -> str:

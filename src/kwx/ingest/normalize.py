@@ -827,39 +827,29 @@ def normalize_candles_api(path: Path, ctx: ImportContext) -> list[Batch]:
     """Kalshi candlestick JSON (single market or batch); only 1-minute candles are stored."""
     source = str(path)
     doc = load_json(path)
-    series_list: list[tuple[str, list[dict[str, Any]]]] = []
-    if isinstance(doc, dict) and isinstance(doc.get("candlesticks"), list):
-        series_list.append((str(doc.get("ticker") or ""), doc["candlesticks"]))
-    elif isinstance(doc, dict):
-        for market in doc.get("markets") or []:
-            series_list.append(
-                (
-                    str(market.get("market_ticker") or market.get("ticker") or ""),
-                    market.get("candlesticks") or [],
-                )
-            )
+    series_list = _candle_series(doc, source)
     rows: list[dict[str, Any]] = []
     for ticker, candles in series_list:
         if not ticker:
             raise BadInputError(source, "candlesticks without a market ticker", field="ticker")
         try:
-            parse_market_ticker(ticker)
-        except TickerError as exc:
-            raise BadInputError(source, str(exc), field="ticker") from exc
-        ends = sorted(int(c["end_period_ts"]) for c in candles if "end_period_ts" in c)
-        if len(ends) >= 2 and min(np.diff(ends)) > 60:
+            parsed = parse_market_ticker(ticker)
+            ctx.registry.by_prefix(parsed.event.prefix)
+            _climate_date_in_range(parsed.event.climate_date, ticker)
+        except (TickerError, UnknownCityError) as exc:
+            raise BadInputError(source, str(exc), field="ticker", raw=repr(ticker)[:200]) from exc
+        ends = [_epoch_seconds(c, i, source) for i, c in enumerate(candles, start=1)]
+        steps = np.diff(sorted(ends))
+        if len(ends) >= 2 and steps.min() > 60:
             raise NotImportableError(
-                f"{min(np.diff(ends)) // 60}-minute candles; md.candles_1m "
-                "holds 1-minute candles only"
+                f"{steps.min() // 60}-minute candles; md.candles_1m holds 1-minute candles only"
             )
-        for i, candle in enumerate(candles, start=1):
-            if "end_period_ts" not in candle:
-                raise BadInputError(source, "missing", row=i, field="end_period_ts")
+        for candle, end in zip(candles, ends, strict=True):
             price = candle.get("price") or {}
             volume = candle.get("volume_fp", candle.get("volume"))
             row = {
                 "ticker": ticker,
-                "ts": pd.Timestamp(int(candle["end_period_ts"]) - 60, unit="s", tz="UTC"),
+                "ts": pd.Timestamp(end - 60, unit="s", tz="UTC"),
                 "source": "api",
                 "vwap": _price_block(price, "mean"),
                 "volume": volume if volume is not None else 0,
@@ -881,7 +871,83 @@ def normalize_candles_api(path: Path, ctx: ImportContext) -> list[Batch]:
             pos = _first_bad(frame[col].notna() & (values.isna() | (values < 0) | (values > 1)))
             if pos is not None:
                 _raise_at(source, frame, pos, col, "impossible price")
+    for col in ("volume", "open_interest"):
+        frame[col] = _numbers(
+            frame, col, source, lo=0, hi=MAX_CONTRACTS, required=col == "volume", what=col
+        )
+    frame["ts"] = _timestamps(frame, "ts", source)
     return [Batch(writers.CANDLES, frame, {"price_scale": 1})]
+
+
+def _candle_series(doc: Any, source: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(ticker, candles) pairs of a single-market or batch candlestick payload, every part
+    checked to be of the JSON type Kalshi sends before anything reads it."""
+    if isinstance(doc, dict) and isinstance(doc.get("candlesticks"), list):
+        ticker = doc.get("ticker") or ""
+        return [(ticker if isinstance(ticker, str) else repr(ticker), _candle_list(doc, source))]
+    markets = doc.get("markets") if isinstance(doc, dict) else None
+    if not isinstance(markets, list):
+        raise BadInputError(source, "expected candlesticks or a markets list", field="markets")
+    out = []
+    for i, market in enumerate(markets, start=1):
+        if not isinstance(market, dict):
+            raise BadInputError(
+                source,
+                f"each market must be an object, got {type(market).__name__}",
+                row=i,
+                field="markets",
+                raw=repr(market)[:200],
+            )
+        ticker = market.get("market_ticker") or market.get("ticker") or ""
+        out.append(
+            (ticker if isinstance(ticker, str) else repr(ticker), _candle_list(market, source))
+        )
+    return out
+
+
+def _candle_list(holder: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    candles = holder.get("candlesticks") or []
+    if not isinstance(candles, list):
+        raise BadInputError(source, "candlesticks must be a list", field="candlesticks")
+    for i, candle in enumerate(candles, start=1):
+        if not isinstance(candle, dict):
+            raise BadInputError(
+                source,
+                f"each candle must be an object, got {type(candle).__name__}",
+                row=i,
+                field="candlesticks",
+                raw=repr(candle)[:200],
+            )
+        for block in ("price", "yes_bid", "yes_ask"):
+            if candle.get(block) is not None and not isinstance(candle[block], dict):
+                raise BadInputError(
+                    source,
+                    f"{block} must be an object",
+                    row=i,
+                    field=block,
+                    raw=repr(candle[block])[:200],
+                )
+    return candles
+
+
+def _epoch_seconds(candle: dict[str, Any], row: int, source: str) -> int:
+    value = candle.get("end_period_ts")
+    if value is None:
+        raise BadInputError(source, "missing", row=row, field="end_period_ts")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadInputError(source, f"not an epoch time: {value!r}", row=row, field="end_period_ts")
+    try:
+        seconds = int(value)
+    except ValueError as exc:
+        raise BadInputError(
+            source, f"not an epoch time: {value!r}", row=row, field="end_period_ts"
+        ) from exc
+    lo, hi = KALSHI_EPOCH.timestamp(), (_now() + MARKET_DATA_LEAD).timestamp()
+    if not lo <= seconds <= hi:
+        raise BadInputError(
+            source, f"epoch time {seconds} out of range", row=row, field="end_period_ts"
+        )
+    return seconds
 
 
 def normalize_candles_flat(path: Path, ctx: ImportContext) -> list[Batch]:

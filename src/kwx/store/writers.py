@@ -25,6 +25,15 @@ class DuplicateKeyError(ValueError):
         super().__init__(f"{table}: the same ({', '.join(key)}) appears twice")
 
 
+class ConflictingRowError(ValueError):
+    """A row names a key the store holds with other values (the same trade_id at another
+    price): refused and reported, never silently dropped in favour of either."""
+
+    def __init__(self, table: str, key: str, detail: str) -> None:
+        self.table, self.key, self.detail = table, key, detail
+        super().__init__(f"{table}: {key} is stored already with other values ({detail})")
+
+
 @dataclass(frozen=True)
 class Writer:
     """How rows land in one table.
@@ -42,6 +51,9 @@ class Writer:
     # The natural key, when the upsert updates: one batch must not name a key twice
     # (PostgreSQL refuses to update a row twice in one statement).
     key: tuple[str, ...] = ()
+    # Run on the staged rows before the upsert; a row back is (key, detail) of a staged row
+    # that contradicts the store, and the batch is refused.
+    conflict_sql: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -71,6 +83,11 @@ class Writer:
         cur.execute(f"DROP TABLE IF EXISTS {stage}")
         create_stage(cur, stage, self.stage_columns)
         copy_into(cur, stage, self.column_names, data)
+        if self.conflict_sql:
+            cur.execute(self.conflict_sql.format(stage=stage))
+            clash = cur.fetchone()
+            if clash is not None:
+                raise ConflictingRowError(self.table, str(clash[0]), str(clash[1]))
         cur.execute(self.upsert_sql.format(stage=stage), params or {})
         return max(cur.rowcount, 0)
 
@@ -133,7 +150,13 @@ class TradeWriter(Writer):
         row = cur.fetchone()
         if row is not None and not row[0]:
             return super().write(cur, frame, params)
-        staged = Writer(self.table, self.stage_columns, self.upsert_sql, direct_copy=False)
+        staged = Writer(
+            self.table,
+            self.stage_columns,
+            self.upsert_sql,
+            direct_copy=False,
+            conflict_sql=self.conflict_sql,
+        )
         return staged.write(cur, frame, params)
 
 
@@ -156,6 +179,18 @@ TRADES = TradeWriter(
     ON CONFLICT (ticker, created_time, trade_id) DO NOTHING
     """,
     direct_copy=True,
+    # The rows the upsert would skip as "the same print" must really be the same print.
+    conflict_sql="""
+    SELECT s.trade_id,
+           'stored ' || t.count_fp || ' @ ' || t.yes_price || ', new '
+           || s.count_fp || ' @ ' || s.yes_price
+    FROM {stage} s JOIN md.trades t
+      ON t.ticker = s.ticker AND t.trade_id = s.trade_id
+     AND t.created_time BETWEEN s.created_time - interval '2 seconds'
+                            AND s.created_time + interval '2 seconds'
+    WHERE (t.yes_price, t.count_fp) IS DISTINCT FROM (s.yes_price, s.count_fp)
+    LIMIT 1
+    """,
 )
 
 MARKET_COLUMNS = _cols(
