@@ -367,22 +367,37 @@ def _market_records(path: Path) -> list[dict[str, Any]]:
         doc = load_json(path)
         records: list[dict[str, Any]] = []
         if isinstance(doc, dict):
-            if isinstance(doc.get("market"), dict):
-                records.append(doc["market"])
-            records.extend(m for m in doc.get("markets") or [] if isinstance(m, dict))
-            events = list(doc.get("events") or [])
-            if isinstance(doc.get("event"), dict):
-                events.append(doc["event"])
+            source = str(path)
+            if doc.get("market") is not None:
+                records.extend(_objects([doc["market"]], source, "market"))
+            records.extend(_objects(doc.get("markets") or [], source, "markets"))
+            events = _objects(doc.get("events") or [], source, "events")
+            if doc.get("event") is not None:
+                events.extend(_objects([doc["event"]], source, "event"))
             for event in events:
-                if not isinstance(event, dict):
-                    continue
-                for market in event.get("markets") or []:
-                    if isinstance(market, dict):
-                        records.append({"event_title": event.get("title"), **market})
+                for market in _objects(event.get("markets") or [], source, "markets"):
+                    records.append({"event_title": event.get("title"), **market})
         return records
     frame = read_table(path)
     frame = frame.astype(object).where(frame.notna(), None)
     return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict(orient="records")]
+
+
+def _objects(items: object, source: str, field: str) -> list[dict[str, Any]]:
+    """A JSON list whose items must all be objects; anything else is refused, not skipped
+    (a skipped market would be a market silently lost)."""
+    if not isinstance(items, list):
+        raise BadInputError(source, f"{field} must be a list", field=field, raw=repr(items)[:200])
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise BadInputError(
+                source,
+                f"each of {field} must be an object, got {type(item).__name__}",
+                row=i,
+                field=field,
+                raw=repr(item)[:200],
+            )
+    return items
 
 
 def _dollars_or_cents(record: dict[str, Any], name: str) -> object:
