@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -232,9 +231,7 @@ def test_truncated_gzip_fails_alone_and_the_rest_imports(conn: Conn, tmp_path: P
     assert conn.execute("SELECT count(*) FROM md.trades").fetchone() == (1,)
 
 
-def test_garbage_expiration_value_never_erases_a_settled_value(
-    conn: Conn, tmp_path: Path
-) -> None:
+def test_garbage_expiration_value_never_erases_a_settled_value(conn: Conn, tmp_path: Path) -> None:
     _good_store(conn, tmp_path)
     # An older snapshot of the same event, taken before it settled, arrives later.
     early = tmp_path / "early"
@@ -310,8 +307,8 @@ def test_symlinked_folders_import_and_loops_end(conn: Conn, tmp_path: Path) -> N
     (real / "t.csv").write_text(TRADES_HEADER + trade_line(7, TICKER, "2024-12-01T15:00:00Z", 40))
     view = tmp_path / "view"
     view.mkdir()
-    os.symlink(real, view / "trades")
-    os.symlink(view, view / "loop")  # a link back up the tree
+    (view / "trades").symlink_to(real)
+    (view / "loop").symlink_to(view)  # a link back up the tree
     summary = run(conn, view)
     assert [(o.path.name, o.status) for o in summary.outcomes] == [("t.csv", "imported")]
     assert conn.execute("SELECT count(*) FROM md.trades").fetchone() == (1,)
