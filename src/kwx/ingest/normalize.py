@@ -167,6 +167,14 @@ def _numbers(
     what: str = "number",
 ) -> pd.Series[float]:
     raw = frame[col]
+    if pd.api.types.is_bool_dtype(raw):
+        _raise_at(source, frame, 0, col, f"not a valid {what}: true/false")
+    if raw.dtype == object:
+        # JSON true/false would read as 1/0, lists and objects as garbage: not numbers.
+        odd = raw.map(lambda v: isinstance(v, (bool, np.bool_, list, dict)))
+        pos = _first_bad(odd)
+        if pos is not None:
+            _raise_at(source, frame, pos, col, f"not a valid {what}")
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = values.isna() & raw.notna()
     if required:
