@@ -55,7 +55,7 @@ def quickstart(
 ) -> None:
     """The main job: data → weather model → fusion → classifiers → backtest → report.html."""
     from kwx.cli import _fail, _parse_date, console, err, import_files
-    from kwx.quickstart import PlanError, make_plan
+    from kwx.quickstart import PlanError, make_plan, range_notes
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
@@ -88,16 +88,8 @@ def quickstart(
             plan = make_plan(conn, target, first, last)
     except (PlanError, StoreError) as exc:
         raise _fail(str(exc)) from exc
-    if last is not None and plan.days[-1] < last:
-        err.print(
-            f"[yellow]note[/] --to {last} is past the data: the last settled {target.key} "
-            f"day in the store is {plan.days[-1]}"
-        )
-    if first is not None and plan.days[0] > first:
-        err.print(
-            f"[yellow]note[/] --from {first} is before the data: the first settled "
-            f"{target.key} day in the store is {plan.days[0]}"
-        )
+    for note in range_notes(plan, first, last):
+        err.print(f"[yellow]note[/] {note}")
     console.print(
         f"{target.key}: {len(plan.days)} settled days {plan.days[0]} → {plan.days[-1]}; "
         f"fitting on {len(plan.train)} ({plan.train[0]} → {plan.train[-1]}), "

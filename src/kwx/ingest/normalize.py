@@ -125,9 +125,11 @@ def _timestamps(
     else:
         # Without a local zone, naive values are UTC and offsets may differ row to row.
         utc = tz is None
-        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=utc)
+        # As text: a bare number is not a time (pandas would read it as an epoch some day).
+        text = raw.astype("string")
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
         if parsed.isna().any() and parsed.notna().any():
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed", utc=utc)
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
     bad = parsed.isna() & raw.notna()
     if required:
         bad = bad | raw.isna()
