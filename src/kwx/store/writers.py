@@ -455,12 +455,17 @@ PMF_WX = Writer(
     key=("ticker", "ts", "mc_version"),
 )
 
-# Notes on a file's rows (strikes inferred, rows refused), written with the file's data.
+# Notes on a file's rows (strikes inferred, rows refused), written with the file's data;
+# the same note again (a forced re-import) is not added twice.
 BAD_INPUT = Writer(
     "meta.bad_input",
     _cols("source text, location text, field text, message text, raw text"),
     """
     INSERT INTO meta.bad_input (source, location, field, message, raw)
-    SELECT source, location, field, message, raw FROM {stage}
+    SELECT DISTINCT s.source, s.location, s.field, s.message, s.raw FROM {stage} s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM meta.bad_input b
+        WHERE (b.source, b.location, b.field, b.message, b.raw)
+              IS NOT DISTINCT FROM (s.source, s.location, s.field, s.message, s.raw))
     """,
 )
