@@ -135,6 +135,29 @@ BAD_FILES: dict[str, tuple[str, str | bytes, str | None]] = {
         ),
         "event_ticker",
     ),
+    "nested_market_of_another_event": (
+        "mnested.json",
+        json.dumps(
+            {
+                "events": [
+                    {
+                        "event_ticker": "KXHIGHNY-24DEC01",
+                        "title": "Highest temperature in NYC on Dec 1, 2024?",
+                        "markets": [
+                            {
+                                "ticker": "KXHIGHNY-24DEC01-B30.5",
+                                "event_ticker": "KXHIGHCHI-24DEC01",
+                                "strike_type": "between",
+                                "floor_strike": 30,
+                                "cap_strike": 31,
+                            }
+                        ],
+                    }
+                ]
+            }
+        ),
+        "event_ticker",
+    ),
     "expiration_value_banana": (
         "mbanana.csv",
         csv_text(

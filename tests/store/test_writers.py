@@ -520,7 +520,7 @@ def test_a_print_is_immutable(conn: Conn) -> None:
     (issue 15), and the stored print stays as it was."""
     write(conn, writers.TRADES, trades_frame(range(1, 2)), {})
     changed = trades_frame(range(1, 2)).assign(yes_price="0.99", no_price="0.01")
-    with pytest.raises(writers.ConflictingRowError, match="0.410000"):
+    with pytest.raises(writers.ConflictingRowError, match=r"0\.410000"):
         write(conn, writers.TRADES, changed, {})
     assert conn.execute("SELECT yes_price FROM md.trades").fetchone() == (Decimal("0.410000"),)
     assert write(conn, writers.TRADES, trades_frame(range(1, 2)), {}) == 0

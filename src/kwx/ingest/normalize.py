@@ -386,7 +386,19 @@ def _market_records(path: Path) -> list[dict[str, Any]]:
                 events.extend(_objects([doc["event"]], source, "event"))
             for event in events:
                 for market in _objects(event.get("markets") or [], source, "markets"):
-                    records.append({"event_title": event.get("title"), **market})
+                    # A nested market belongs to its event: the title must not cross over.
+                    own = market.get("event_ticker") or event.get("event_ticker")
+                    if event.get("event_ticker") not in (None, own):
+                        raise BadInputError(
+                            source,
+                            f"market {market.get('ticker')!r} of event "
+                            f"{event.get('event_ticker')!r} names event {own!r}",
+                            field="event_ticker",
+                            raw=repr(own)[:200],
+                        )
+                    records.append(
+                        {"event_title": event.get("title"), **market, "event_ticker": own}
+                    )
         return records
     frame = read_table(path)
     frame = frame.astype(object).where(frame.notna(), None)
