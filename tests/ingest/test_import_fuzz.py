@@ -20,10 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kwx.domain.tickers import TickerError, parse_market_ticker
+from kwx.ingest.edge import KALSHI_EPOCH, MARKET_RESULTS, MARKET_STATUSES
 from kwx.ingest.normalize import (
-    KALSHI_EPOCH,
-    MARKET_RESULTS,
-    MARKET_STATUSES,
     market_record_batches,
     normalize_candles_api,
     normalize_trades,

@@ -12,7 +12,6 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,35 @@ import numpy as np
 import pandas as pd
 
 from kwx.domain.brackets import (
-    Bracket,
     LadderError,
-    StrikeType,
-    parse_expiration_value,
-    settled_tmax,
 )
 from kwx.domain.climate_day import standard_offset
 from kwx.domain.tickers import (
-    MarketTicker,
     TickerError,
     infer_event_brackets,
-    parse_event_ticker,
     parse_market_ticker,
+)
+from kwx.ingest.edge import (
+    KALSHI_EPOCH,
+    MARKET_DATA_LEAD,
+    MARKET_RESULTS,
+    MARKET_STATUSES,
+    MAX_CONTRACTS,
+    SCHEDULE_LEAD,
+    TMAX_RANGE_F,
+    WEATHER_RANGE,
+    check_climate_date,
+    now,
+)
+from kwx.ingest.market_rules import (
+    check_ladders,
+    event_of,
+    fill_blank_strikes,
+    given_bracket,
+    market_ticker,
+    notes_batches,
+    settled_value,
+    vocabulary,
 )
 from kwx.registry import City, CityRegistry, UnknownCityError
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, load_json, read_table
@@ -43,43 +58,6 @@ from kwx.store.writers import Batch
 CENTS_AS_DOLLARS = np.array([f"{c // 100}.{c % 100:02d}" for c in range(101)], dtype=object)
 
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-TMAX_RANGE_F = (-80, 140)
-
-# Plausible ranges at the edge. Kalshi's weather markets began in 2021, so a market-data time
-# before that or past a little after now is a corrupt value (a 2199 print would make the
-# simulator replay "to 2199"). Weather history reaches further back; forecasts look ahead.
-KALSHI_EPOCH = pd.Timestamp("2021-01-01", tz="UTC")
-WEATHER_EPOCH = pd.Timestamp("1990-01-01", tz="UTC")
-MARKET_DATA_LEAD = pd.Timedelta(days=2)  # prints, candles, books: clocks a little ahead
-SCHEDULE_LEAD = pd.Timedelta(days=400)  # a market's open/close/expiration can be scheduled
-WEATHER_LEAD = pd.Timedelta(days=30)  # forecast targets
-MAX_CONTRACTS = 1e9  # no trade, volume or open interest comes near a billion contracts
-# Kalshi's vocabulary (reference/kalshi-api.md §6.3), plus the legacy status filter names
-# older exports wrote into the field.
-MARKET_RESULTS = frozenset({"yes", "no", "scalar", ""})
-MARKET_STATUSES = frozenset(
-    {
-        "initialized",
-        "inactive",
-        "active",
-        "closed",
-        "determined",
-        "disputed",
-        "amended",
-        "finalized",
-        "unopened",
-        "open",
-        "paused",
-        "settled",
-    }
-)
-
-
-_WEATHER: dict[str, Any] = {"earliest": WEATHER_EPOCH, "lead": WEATHER_LEAD}
-
-
-def _now() -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC")
 
 
 @dataclass(frozen=True)
@@ -144,7 +122,7 @@ def _timestamps(
                 source, f"local time does not exist or is ambiguous in {tz}: {exc}", field=col
             ) from exc
     converted: pd.Series[pd.Timestamp] = parsed.dt.tz_convert("UTC")
-    latest = _now() + lead
+    latest = now() + lead
     pos = _first_bad(converted.notna() & ((converted < earliest) | (converted > latest)))
     if pos is not None:
         _raise_at(
@@ -220,21 +198,12 @@ def _tickers_valid(frame: pd.DataFrame, col: str, source: str, registry: CityReg
                 raise TickerError(f"not a daily-high market ticker: {ticker!r}")
             parsed = parse_market_ticker(ticker)
             registry.by_prefix(parsed.event.prefix)
-            _climate_date_in_range(parsed.event.climate_date, ticker)
+            check_climate_date(parsed.event.climate_date, ticker)
         except (TickerError, UnknownCityError) as exc:
             pos = int(np.flatnonzero((tickers == ticker).to_numpy())[0])
             raise BadInputError(
                 source, str(exc), row=pos + 1, field=col, raw=repr(ticker)[:200]
             ) from exc
-
-
-def _climate_date_in_range(day: dt.date, ticker: str) -> None:
-    latest = (_now() + SCHEDULE_LEAD).date()
-    if not KALSHI_EPOCH.date() <= day <= latest:
-        raise TickerError(
-            f"ticker {ticker!r} names {day}, outside Kalshi's history "
-            f"({KALSHI_EPOCH.date()} to {latest})"
-        )
 
 
 _PERIOD_SUFFIX = re.compile(r"_\d{4}(-\d{2}){0,2}$")
@@ -440,239 +409,6 @@ def _count_field(record: dict[str, Any], name: str) -> object:
     return record.get(name) if value in (None, "") else value
 
 
-def _market_ticker(
-    value: object, ctx: ImportContext, source: str, row: int
-) -> tuple[MarketTicker, City]:
-    """A market ticker of a registry series, dated inside Kalshi's history."""
-    try:
-        if not isinstance(value, str):
-            raise TickerError(f"not a daily-high market ticker: {value!r}")
-        parsed = parse_market_ticker(value)
-        city = ctx.registry.by_prefix(parsed.event.prefix)
-        _climate_date_in_range(parsed.event.climate_date, value)
-    except (TickerError, UnknownCityError) as exc:
-        raise BadInputError(
-            source, str(exc), row=row, field="ticker", raw=repr(value)[:200]
-        ) from exc
-    return parsed, city
-
-
-def _event_of(value: object, market: MarketTicker, source: str, row: int) -> str:
-    """The event ticker as written, refused unless it is the market's own event: a Chicago
-    market filed under a New York event would otherwise retitle the New York event."""
-    try:
-        if not isinstance(value, str):
-            raise TickerError(f"not a daily-high event ticker: {value!r}")
-        event = parse_event_ticker(value)
-    except TickerError as exc:
-        raise BadInputError(
-            source, str(exc), row=row, field="event_ticker", raw=repr(value)[:200]
-        ) from exc
-    if (event.series, event.climate_date) != (market.event.series, market.event.climate_date):
-        raise BadInputError(
-            source,
-            f"market {market.raw} does not belong to event {value} "
-            f"(its ticker names {market.event.canonical})",
-            row=row,
-            field="event_ticker",
-            raw=value,
-        )
-    return value
-
-
-def _vocabulary(
-    value: object, allowed: frozenset[str], source: str, row: int, field: str
-) -> str | None:
-    """A field from Kalshi's fixed vocabulary, lower-cased; blank is None, the rest refused."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    text = str(value).strip().lower()
-    if text not in allowed:
-        known = ", ".join(sorted(v for v in allowed if v))
-        raise BadInputError(
-            source,
-            f"{value!r} is not one of Kalshi's values ({known})",
-            row=row,
-            field=field,
-            raw=repr(value)[:200],
-        )
-    return text or None
-
-
-def _blank(value: object) -> bool:
-    return (
-        value is None
-        or (isinstance(value, str) and not value.strip())
-        or (isinstance(value, float) and np.isnan(value))
-    )
-
-
-def _given_bracket(
-    rec: dict[str, Any], market: MarketTicker, source: str, row: int
-) -> Bracket | None:
-    """The record's bracket, checked against its ticker; None when strike_type is blank
-    (then it is inferred from the ticker and its siblings)."""
-    if _blank(rec.get("strike_type")):
-        return None
-    try:
-        bracket = Bracket.from_strikes(
-            str(rec["strike_type"]), rec.get("floor_strike"), rec.get("cap_strike")
-        )
-    except ValueError as exc:
-        raise BadInputError(
-            source, str(exc), row=row, field="strike_type", raw=repr(rec["strike_type"])[:200]
-        ) from exc
-    field = _contradiction(bracket, market)
-    if field is not None:
-        raise BadInputError(
-            source,
-            f"{bracket.strike_type} {bracket.floor}..{bracket.cap} contradicts ticker {market.raw}",
-            row=row,
-            field=field,
-        )
-    return bracket
-
-
-def _contradiction(bracket: Bracket, market: MarketTicker) -> str | None:
-    """The field of a bracket its ticker contradicts: ``B84.5`` is between 84 and 85, ``T84``
-    a tail at 84 (less: cap 84; greater: floor 84). None when they agree."""
-    half = Decimal("0.5")
-    if market.kind == "B":
-        if bracket.strike_type is not StrikeType.BETWEEN:
-            return "strike_type"
-        if bracket.floor != market.strike - half:
-            return "floor_strike"
-        if bracket.cap != market.strike + half:
-            return "cap_strike"
-        return None
-    if bracket.strike_type in (StrikeType.LESS, StrikeType.LESS_OR_EQUAL):
-        return None if bracket.cap == market.strike and bracket.floor is None else "cap_strike"
-    if bracket.strike_type in (StrikeType.GREATER, StrikeType.GREATER_OR_EQUAL):
-        return None if bracket.floor == market.strike and bracket.cap is None else "floor_strike"
-    return "strike_type"
-
-
-def _event_groups(rows: list[dict[str, Any]]) -> dict[tuple[str, dt.date], list[int]]:
-    groups: dict[tuple[str, dt.date], list[int]] = {}
-    for k, r in enumerate(rows):
-        groups.setdefault((r["series_ticker"], r["climate_date"]), []).append(k)
-    return groups
-
-
-def _check_ladders(rows: list[dict[str, Any]], source: str) -> None:
-    """Each event's given tails point the way its tickers say (the lower T is the less tail):
-    with brackets matching tickers one by one, that is what keeps the ladder tiling."""
-    for members in _event_groups(rows).values():
-        tickers = sorted({rows[k]["ticker"] for k in members})
-        try:
-            expected = infer_event_brackets(tickers)
-        except (TickerError, LadderError):
-            continue  # a lone tail: its direction cannot be checked from this file
-        for k in members:
-            given = rows[k]["strike_type"]
-            want = expected[rows[k]["ticker"]].strike_type
-            if given is not None and StrikeType(given) not in _SAME_SIDE[want]:
-                raise BadInputError(
-                    source,
-                    f"{rows[k]['ticker']} is a {given} tail but its event's tickers make it "
-                    f"the {want} tail: the ladder would not tile",
-                    row=k + 1,
-                    field="strike_type",
-                )
-
-
-_SAME_SIDE = {
-    StrikeType.LESS: (StrikeType.LESS, StrikeType.LESS_OR_EQUAL),
-    StrikeType.GREATER: (StrikeType.GREATER, StrikeType.GREATER_OR_EQUAL),
-    StrikeType.BETWEEN: (StrikeType.BETWEEN,),
-}
-
-
-def _fill_blank_strikes(
-    rows: list[dict[str, Any]], blanks: dict[int, int], source: str
-) -> list[BadInputError]:
-    """Strikes for rows that left strike_type blank (the 2025 exports do, for each day's
-    winning bracket), inferred from the ticker and its siblings in the file, as the ladder
-    import does. Returns notes: one per inferred row, and one per row refused because its
-    bracket cannot be known (a lone tail); the caller drops those rows."""
-    notes: list[BadInputError] = []
-    if not blanks:
-        return notes
-    groups = _event_groups(rows)
-    for k, src_row in blanks.items():
-        row = rows[k]
-        members = groups[(row["series_ticker"], row["climate_date"])]
-        tickers = sorted({rows[m]["ticker"] for m in members})
-        try:
-            bracket = infer_event_brackets(tickers)[row["ticker"]]
-        except (TickerError, LadderError) as exc:
-            notes.append(
-                BadInputError(
-                    source,
-                    f"strike_type, floor and cap are blank and cannot be inferred: {exc}; "
-                    "this market was not imported",
-                    row=src_row,
-                    field="strike_type",
-                    raw=row["ticker"],
-                )
-            )
-            continue
-        row["strike_type"] = bracket.strike_type.value
-        row["floor_strike"], row["cap_strike"] = bracket.floor, bracket.cap
-        notes.append(
-            BadInputError(
-                source,
-                f"strike_type, floor and cap were blank; inferred from the ticker and its "
-                f"siblings: {bracket.strike_type} {bracket.floor}..{bracket.cap}",
-                row=src_row,
-                field="floor_strike",
-                raw=row["ticker"],
-            )
-        )
-    return notes
-
-
-def notes_batches(notes: list[BadInputError]) -> list[Batch]:
-    """Notes on a file's rows (inferred or refused ones), kept in meta.bad_input in the same
-    transaction as the file's data, so they exist exactly when the data does."""
-    if not notes:
-        return []
-    frame = pd.DataFrame(
-        {
-            "source": "file",
-            "location": [n.source + (f":{n.row}" if n.row is not None else "") for n in notes],
-            "field": [n.field for n in notes],
-            "message": [n.reason for n in notes],
-            "raw": [n.raw for n in notes],
-        }
-    )
-    return [Batch(writers.BAD_INPUT, frame)]
-
-
-def _settled_value(value: object, source: str, row: int) -> int | None:
-    """The settled °F from expiration_value; text with no leading number ("banana") is
-    refused, not read as "not settled", which would erase a stored settled value."""
-    try:
-        tmax = settled_tmax(value)
-    except ValueError as exc:
-        raise BadInputError(
-            source, str(exc), row=row, field="expiration_value", raw=repr(value)[:200]
-        ) from exc
-    if tmax is None and not _blank(value) and parse_expiration_value(value) is None:
-        raise BadInputError(
-            source,
-            f"no settled value can be read from {value!r}",
-            row=row,
-            field="expiration_value",
-            raw=repr(value)[:200],
-        )
-    if tmax is not None and not TMAX_RANGE_F[0] <= tmax <= TMAX_RANGE_F[1]:
-        raise BadInputError(
-            source, f"impossible settled value {tmax} °F", row=row, field="expiration_value"
-        )
-    return tmax
-
-
 def normalize_markets(path: Path, ctx: ImportContext) -> list[Batch]:
     return market_record_batches(_market_records(path), ctx, source=str(path))
 
@@ -691,14 +427,14 @@ def market_record_batches(
         for name in _MARKET_FIELDS:
             if rec.get(name) in (None, ""):
                 raise BadInputError(source, "required field is missing", row=i, field=name)
-        parsed, city = _market_ticker(rec["ticker"], ctx, source, i)
-        event_ticker = _event_of(rec["event_ticker"], parsed, source, i)
-        status = _vocabulary(rec.get("status"), MARKET_STATUSES, source, i, "status")
-        result = _vocabulary(rec.get("result"), MARKET_RESULTS, source, i, "result")
-        bracket = _given_bracket(rec, parsed, source, i)
+        parsed, city = market_ticker(rec["ticker"], ctx.registry, source, i)
+        event_ticker = event_of(rec["event_ticker"], parsed, source, i)
+        status = vocabulary(rec.get("status"), MARKET_STATUSES, source, i, "status")
+        result = vocabulary(rec.get("result"), MARKET_RESULTS, source, i, "result")
+        bracket = given_bracket(rec, parsed, source, i)
         if bracket is None:
             blanks[len(rows)] = i
-        tmax = _settled_value(rec.get("expiration_value"), source, i)
+        tmax = settled_value(rec.get("expiration_value"), source, i)
         if tmax is not None and settled.setdefault(event_ticker, tmax) != tmax:
             raise BadInputError(
                 source,
@@ -730,8 +466,8 @@ def market_record_batches(
                 "event_title": rec.get("event_title") or rec.get("title"),
             }
         )
-    _check_ladders(rows, source)
-    notes = _fill_blank_strikes(rows, blanks, source)
+    check_ladders(rows, source)
+    notes = fill_blank_strikes(rows, blanks, source)
     refused = {n.row for n in notes if n.field == "strike_type" and n.row is not None}
     rows = [r for k, r in enumerate(rows) if blanks.get(k) not in refused]
     if not rows:
@@ -872,7 +608,7 @@ def normalize_candles_api(path: Path, ctx: ImportContext) -> list[Batch]:
         try:
             parsed = parse_market_ticker(ticker)
             ctx.registry.by_prefix(parsed.event.prefix)
-            _climate_date_in_range(parsed.event.climate_date, ticker)
+            check_climate_date(parsed.event.climate_date, ticker)
         except (TickerError, UnknownCityError) as exc:
             raise BadInputError(source, str(exc), field="ticker", raw=repr(ticker)[:200]) from exc
         ends = [_epoch_seconds(c, i, source) for i, c in enumerate(candles, start=1)]
@@ -979,7 +715,7 @@ def _epoch_seconds(candle: dict[str, Any], row: int, source: str) -> int:
         raise BadInputError(
             source, f"not an epoch time: {value!r}", row=row, field="end_period_ts"
         ) from exc
-    lo, hi = KALSHI_EPOCH.timestamp(), (_now() + MARKET_DATA_LEAD).timestamp()
+    lo, hi = KALSHI_EPOCH.timestamp(), (now() + MARKET_DATA_LEAD).timestamp()
     if not lo <= seconds <= hi:
         raise BadInputError(
             source, f"epoch time {seconds} out of range", row=row, field="end_period_ts"
@@ -1099,7 +835,7 @@ def normalize_settlement_city(path: Path, ctx: ImportContext) -> list[Batch]:
     city = _city_from_stem(path, ctx.registry)
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["date_local", "tmax_final"], source)
-    dates = _timestamps(frame, "date_local", source, **_WEATHER).dt.date
+    dates = _timestamps(frame, "date_local", source, **WEATHER_RANGE).dt.date
     parts = []
     columns = {
         "tmax_final": "official",
@@ -1145,7 +881,7 @@ def normalize_settlement_acis(path: Path, ctx: ImportContext) -> list[Batch]:
     out = pd.DataFrame(
         {
             "city": cities,
-            "climate_date": _timestamps(frame, "date", source, **_WEATHER).dt.date,
+            "climate_date": _timestamps(frame, "date", source, **WEATHER_RANGE).dt.date,
             "source": "acis",
             "tmax": values,
             "published_at": pd.NaT,
@@ -1164,7 +900,7 @@ VC_ISSUE_HOUR_UTC = 12
 
 
 def _vc_issued_at(frame: pd.DataFrame, source: str) -> pd.Series[pd.Timestamp]:
-    basis = _timestamps(frame, "forecast_basis_date", source, **_WEATHER)
+    basis = _timestamps(frame, "forecast_basis_date", source, **WEATHER_RANGE)
     return basis.dt.normalize() + pd.Timedelta(hours=VC_ISSUE_HOUR_UTC)
 
 
@@ -1186,7 +922,7 @@ def normalize_vc_hourly(path: Path, ctx: ImportContext) -> list[Batch]:
             "city": city.key,
             "source": "vc",
             "issued_at": _vc_issued_at(frame, source),
-            "valid_at": _timestamps(frame, "target_datetime_utc", source, **_WEATHER),
+            "valid_at": _timestamps(frame, "target_datetime_utc", source, **WEATHER_RANGE),
             "temp_f": _numbers(frame, "temp_f", source, lo=-80, hi=140, required=False),
             "dewpoint_f": _optional(frame, "dew_f", source, -100, 120),
             "rel_humidity": _optional(frame, "humidity", source, 0, 100),
@@ -1211,7 +947,7 @@ def normalize_vc_daily(path: Path, ctx: ImportContext) -> list[Batch]:
             "city": city.key,
             "source": "vc",
             "issued_at": _vc_issued_at(frame, source),
-            "target_date": _timestamps(frame, "target_date", source, **_WEATHER).dt.date,
+            "target_date": _timestamps(frame, "target_date", source, **WEATHER_RANGE).dt.date,
             "tmax_f": _numbers(frame, "tempmax_f", source, lo=-80, hi=140, required=False),
             "tmin_f": _optional(frame, "tempmin_f", source, -100, 140),
             "temp_f": _optional(frame, "temp_f", source, -100, 140),
@@ -1251,7 +987,8 @@ def normalize_era5(path: Path, ctx: ImportContext) -> list[Batch]:
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["ticker", "datetime", "temperature_2m"], source)
     cities = _city_from_column(frame, "ticker", source, ctx.registry)
-    local = _timestamps(frame, "datetime", source, **_WEATHER)  # naive → read as UTC, shifted below
+    # Naive: read as UTC, shifted to the real offset below.
+    local = _timestamps(frame, "datetime", source, **WEATHER_RANGE)
     offsets = cities.map({c.key: era5_utc_offset(c) for c in ctx.registry})
     out = pd.DataFrame(
         {
