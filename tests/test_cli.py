@@ -118,7 +118,8 @@ def test_import_reports_failures_and_goes_on(tmp_path: Path) -> None:
         "yesterday,40,60,yes\n"
     )
     result = runner.invoke(app, ["import", "--from-files", str(tmp_path)], env=WIDE)
-    assert result.exit_code == 0, result.output
+    # The summary is printed and the exit code says a file failed (issue 15: it was 0).
+    assert result.exit_code == 1, result.output
     output = _flat(result.output)
     assert "│ imported │ 1 │ 1 │ 1 │" in output
     assert "│ failed │ 1 │ 0 │ 0 │" in output
@@ -128,17 +129,29 @@ def test_import_reports_failures_and_goes_on(tmp_path: Path) -> None:
     tables = _tables()
     assert (tables["md.trades"], tables["meta.bad_input"], tables["md.candles_1m"]) == (1, 1, 1)
     # A second run finds the good file unchanged; the bad one fails again.
-    again = _flat(runner.invoke(app, ["import", "--from-files", str(tmp_path)], env=WIDE).output)
+    rerun = runner.invoke(app, ["import", "--from-files", str(tmp_path)], env=WIDE)
+    assert rerun.exit_code == 1
+    again = _flat(rerun.output)
     assert "│ unchanged │ 1 │ 0 │ 0 │" in again
     assert "│ failed │ 1 │ 0 │ 0 │" in again
     # Forcing re-imports it, and changes no count but the bad-input log.
     forced = runner.invoke(app, ["import", "--from-files", str(tmp_path), "--force"], env=WIDE)
-    assert forced.exit_code == 0, forced.output
+    assert forced.exit_code == 1, forced.output
     assert "│ imported │ 1 │ 1 │ 0 │" in _flat(forced.output)
     after = _tables()
     assert after.pop("meta.bad_input") == 3
     tables.pop("meta.bad_input")
     assert after == tables
+
+
+@pytest.mark.usefixtures("env")
+def test_import_of_clean_files_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "good.csv").write_text(
+        TRADES_HEADER + "00000000-0000-4000-8000-000000000001,KXHIGHCHI-24DEC01-B40.5,1,"
+        "2024-12-01T15:00:00Z,40,60,yes\n"
+    )
+    result = runner.invoke(app, ["import", "--from-files", str(tmp_path)], env=WIDE)
+    assert result.exit_code == 0, result.output
 
 
 def test_import_of_missing_directory_fails_clearly(tmp_path: Path) -> None:

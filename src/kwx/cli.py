@@ -227,6 +227,9 @@ def import_files(
     )
     for error in summary.inference_errors:
         err.print(f"[yellow]warning[/] {error}")
+    for outcome in summary.by_status("imported"):
+        if outcome.message:
+            err.print(f"[yellow]note[/] {outcome.path}: {outcome.message}")
     for outcome in summary.by_status("skipped"):
         console.print(f"[dim]skipped {outcome.path}: {outcome.message}[/]")
     for outcome in summary.failed:
@@ -236,6 +239,7 @@ def import_files(
             f"{len(summary.failed)} file(s) failed; nothing of them was written "
             "(see meta.bad_input). The other files were imported."
         )
+        raise typer.Exit(1)
 
 
 def _parse_date(value: str, option: str) -> dt.date:

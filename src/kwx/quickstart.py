@@ -41,6 +41,23 @@ class Plan:
         return [*self.train, *self.test]
 
 
+def range_notes(plan: Plan, date_from: dt.date | None, date_to: dt.date | None) -> list[str]:
+    """What the asked range has that the data lacks: --to past the last settled day (or
+    --from before the first) would otherwise silently run on less than was asked for."""
+    notes = []
+    if date_to is not None and plan.days[-1] < date_to:
+        notes.append(
+            f"--to {date_to} is past the data: the last settled {plan.city.key} day in the "
+            f"store is {plan.days[-1]}"
+        )
+    if date_from is not None and plan.days[0] > date_from:
+        notes.append(
+            f"--from {date_from} is before the data: the first settled {plan.city.key} day "
+            f"in the store is {plan.days[0]}"
+        )
+    return notes
+
+
 class PlanError(ValueError):
     """The store lacks what the main job needs; the message says what to import or fetch."""
 

@@ -7,7 +7,7 @@ import datetime as dt
 import psycopg
 import pytest
 
-from kwx.quickstart import PlanError, make_plan, settled_days
+from kwx.quickstart import PlanError, make_plan, range_notes, settled_days
 from kwx.registry import default_registry
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -105,3 +105,20 @@ def test_without_forecasts_the_observations_make_one(conn: Conn) -> None:
     ).fetchone()
     assert issued is not None and isinstance(issued[1], dt.datetime)
     assert issued[1] < dt.datetime.combine(plan.days[-1], dt.time(), dt.UTC)
+
+
+def test_a_range_past_the_data_is_said(conn: Conn) -> None:
+    """`--to` past the last settled day used to run silently on less (issue 15)."""
+    _settled(conn, 12)
+    _weather(conn)
+    last = FIRST + dt.timedelta(days=11)
+    asked_to, asked_from = last + dt.timedelta(days=30), FIRST - dt.timedelta(days=5)
+    plan = make_plan(conn, CHICAGO, asked_from, asked_to)
+    notes = range_notes(plan, asked_from, asked_to)
+    assert notes == [
+        f"--to {asked_to} is past the data: the last settled chicago day in the store is {last}",
+        f"--from {asked_from} is before the data: the first settled chicago day in the store "
+        f"is {FIRST}",
+    ]
+    assert range_notes(plan, FIRST, last) == []
+    assert range_notes(plan, None, None) == []

@@ -322,12 +322,25 @@ def _sample_batches() -> dict[str, tuple[Writer, pd.DataFrame, dict[str, object]
             ),
             {},
         ),
+        "bad_input": (
+            writers.BAD_INPUT,
+            pd.DataFrame(
+                {
+                    "source": "file",
+                    "location": ["m.csv:3", "m.csv:9"],
+                    "field": ["floor_strike", "strike_type"],
+                    "message": ["strikes inferred from the ticker", "cannot be inferred"],
+                    "raw": [TICKER_A, None],
+                }
+            ),
+            {},
+        ),
     }
 
 
 SAMPLES = _sample_batches()
 # Upserts guarded by "changed?" (or insert-if-absent) report 0 rows for an unchanged rewrite.
-GUARDED = {"trades", "markets", "events", "series", "settlements", "products"}
+GUARDED = {"trades", "markets", "events", "series", "settlements", "products", "bad_input"}
 
 
 def test_every_writer_has_a_sample() -> None:
@@ -503,10 +516,14 @@ def test_duplicate_prints_within_one_batch_are_stored_once(conn: Conn) -> None:
 
 
 def test_a_print_is_immutable(conn: Conn) -> None:
+    """The same trade_id at another price is refused and reported, not silently dropped
+    (issue 15), and the stored print stays as it was."""
     write(conn, writers.TRADES, trades_frame(range(1, 2)), {})
     changed = trades_frame(range(1, 2)).assign(yes_price="0.99", no_price="0.01")
-    assert write(conn, writers.TRADES, changed, {}) == 0
+    with pytest.raises(writers.ConflictingRowError, match=r"0\.410000"):
+        write(conn, writers.TRADES, changed, {})
     assert conn.execute("SELECT yes_price FROM md.trades").fetchone() == (Decimal("0.410000"),)
+    assert write(conn, writers.TRADES, trades_frame(range(1, 2)), {}) == 0
 
 
 # ------------------------------------------------------------------------------ candles

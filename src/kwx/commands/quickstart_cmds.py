@@ -11,6 +11,7 @@ or inspected on its own.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -54,7 +55,7 @@ def quickstart(
 ) -> None:
     """The main job: data → weather model → fusion → classifiers → backtest → report.html."""
     from kwx.cli import _fail, _parse_date, console, err, import_files
-    from kwx.quickstart import PlanError, make_plan
+    from kwx.quickstart import PlanError, make_plan, range_notes
     from kwx.registry import UnknownCityError, default_registry
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
@@ -72,7 +73,12 @@ def quickstart(
 
     if from_files is not None:
         step(f"1/6 import {from_files}")
-        import_files(from_files, force=False)
+        try:
+            import_files(from_files, force=False)
+        except typer.Exit as exc:
+            if exc.exit_code != 1:
+                raise
+            err.print("[yellow]note[/] some files failed to import; going on with the rest")
     else:
         step(f"1/6 fetch {target.key}: Kalshi market data, IEM observations, CLI reports")
         _fetch(target.key, days, last)
@@ -82,6 +88,8 @@ def quickstart(
             plan = make_plan(conn, target, first, last)
     except (PlanError, StoreError) as exc:
         raise _fail(str(exc)) from exc
+    for note in range_notes(plan, first, last):
+        err.print(f"[yellow]note[/] {note}")
     console.print(
         f"{target.key}: {len(plan.days)} settled days {plan.days[0]} → {plan.days[-1]}; "
         f"fitting on {len(plan.train)} ({plan.train[0]} → {plan.train[-1]}), "
@@ -221,5 +229,7 @@ def _backtest(city: str, date_from: dt.date, date_to: dt.date, fill_model: str, 
         raise _fail(f"backtest: {exc}") from exc
     for note in outcome.notes:
         console.print(f"  note: {note}")
-    console.print(metrics_json(outcome.metrics))
+    # One JSON line for machines: plain stdout, never wrapped to the console's width.
+    sys.stdout.write(metrics_json(outcome.metrics) + "\n")
+    sys.stdout.flush()
     return outcome.report_path or out

@@ -45,8 +45,10 @@ _MONTH_NUMBER = {name: i for i, name in enumerate(_MONTHS, start=1)}
 # The prefix is strictly upper-case; the date letters are matched case-insensitively. Matching
 # the whole string keeps non-weather series such as KXHIGHINFLATION-24DEC-T3 out.
 _EVENT = r"(?P<prefix>(?:KX)?HIGH[A-Z]+)(?P<sep>--?)(?P<date>\d{2}[A-Za-z]{3}\d{2})"
-_EVENT_RE = re.compile(rf"^{_EVENT}$")
-_MARKET_RE = re.compile(rf"^(?P<event>{_EVENT})-(?P<kind>[BT])(?P<strike>-?\d+(?:\.\d+)?)$")
+# ASCII only (Python's \d also matches Arabic-Indic and other digits) and matched whole with
+# fullmatch, because ``$`` would let a trailing newline through into the store.
+_EVENT_RE = re.compile(_EVENT, re.ASCII)
+_MARKET_RE = re.compile(rf"(?P<event>{_EVENT})-(?P<kind>[BT])(?P<strike>-?\d+(?:\.\d+)?)", re.ASCII)
 
 _HALF = Decimal("0.5")
 
@@ -124,7 +126,7 @@ def _event_from_match(match: re.Match[str], raw: str, ticker: str) -> EventTicke
 
 def parse_event_ticker(s: str) -> EventTicker:
     """Parse ``KXHIGHNY-26AUG12`` / ``HIGHNY-24AUG15``; ``TickerError`` for anything else."""
-    match = _EVENT_RE.match(s) if isinstance(s, str) else None
+    match = _EVENT_RE.fullmatch(s) if isinstance(s, str) else None
     if match is None:
         raise TickerError(f"not a daily-high event ticker: {s!r}")
     return _event_from_match(match, s, s)
@@ -132,7 +134,7 @@ def parse_event_ticker(s: str) -> EventTicker:
 
 def parse_market_ticker(s: str) -> MarketTicker:
     """Parse ``KXHIGHCHI-24AUG20-B69.5`` / ``HIGHAUS--23MAY11-T84``; ``TickerError`` otherwise."""
-    match = _MARKET_RE.match(s) if isinstance(s, str) else None
+    match = _MARKET_RE.fullmatch(s) if isinstance(s, str) else None
     if match is None:
         raise TickerError(f"not a daily-high market ticker: {s!r}")
     kind: Literal["B", "T"] = "B" if match.group("kind") == "B" else "T"

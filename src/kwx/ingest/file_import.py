@@ -9,6 +9,7 @@ resumes where an interrupted one stopped; every write is an upsert, so forcing i
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,14 +20,14 @@ from pathlib import Path
 
 import psycopg
 
-from kwx.domain.tickers import parse_market_ticker
+from kwx.domain.tickers import TickerError, parse_market_ticker
 from kwx.ingest.candles import build_candles_from_trades
 from kwx.ingest.guidance import GUIDANCE_NORMALIZERS
 from kwx.ingest.normalize import NORMALIZERS, ImportContext, inferred_markets, market_batches
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, detect, is_data_file
 from kwx.store import writers
 from kwx.store.bulk import explain_copy_error
-from kwx.store.writers import Batch, DuplicateKeyError
+from kwx.store.writers import Batch, ConflictingRowError, DuplicateKeyError
 
 # Metadata before the data that refers to it; trades before the candle build.
 KIND_ORDER = (
@@ -83,8 +84,29 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under root, following symlinked folders (Python 3.11's Path.rglob does not),
+    each real folder once so that a link back up the tree cannot loop forever."""
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        try:
+            info = Path(folder).stat()
+        except OSError:
+            dirs[:] = []
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(folder) / name for name in files if not name.startswith("."))
+    yield from sorted(found)
+
+
 def discover(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
+    for path in walk_files(root):
         if path.is_file() and is_data_file(path):
             yield path
 
@@ -95,11 +117,21 @@ def plan(root: Path) -> tuple[list[tuple[Path, FileKind]], list[FileOutcome]]:
         raise FileNotFoundError(f"{root} is not a directory")
     known: list[tuple[Path, FileKind]] = []
     skipped: list[FileOutcome] = []
-    for path in discover(root):
+    for path in walk_files(root):
+        if not path.is_file():
+            continue  # a dangling symlink or a socket: nothing to read
+        if not is_data_file(path):
+            skipped.append(
+                FileOutcome(path, None, "skipped", message="not a data file kwx imports")
+            )
+            continue
         try:
             kind = detect(path)
         except BadInputError as exc:
             skipped.append(FileOutcome(path, None, "failed", message=str(exc)))
+            continue
+        except Exception as exc:  # any file shape must not abort the plan
+            skipped.append(FileOutcome(path, None, "failed", message=_unexpected(path, exc)))
             continue
         if kind is None:
             skipped.append(
@@ -137,6 +169,42 @@ DATA_WRITERS = (
 )
 
 
+# Files whose rows the derived data (inferred markets, trade-built candles) depends on.
+DERIVED_FROM = frozenset(
+    {
+        FileKind.TRADES,
+        FileKind.MARKETS,
+        FileKind.LADDER,
+        FileKind.CANDLES_API,
+        FileKind.CANDLES_FLAT,
+    }
+)
+_DERIVE_JOB, _DERIVE_UNIT = "import", "derive"
+
+
+def mark_derive(cur: psycopg.Cursor[tuple[object, ...]], *, pending: bool) -> None:
+    """Record in the store whether the derived data is behind the stored data.
+
+    Set in the same transaction as a file that feeds it and cleared in the same transaction
+    as the candle build, so whatever kills an import in between (kill -9, a crash) leaves the
+    flag set and the next run rebuilds from what is stored, not from what it added itself.
+    """
+    cur.execute(
+        "INSERT INTO meta.backfill_state (job, unit, status) VALUES (%s, %s, %s) "
+        "ON CONFLICT (job, unit) DO UPDATE SET status = excluded.status, updated_at = now()",
+        (_DERIVE_JOB, _DERIVE_UNIT, "partial" if pending else "done"),
+    )
+
+
+def derive_pending(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute(
+        "SELECT status FROM meta.backfill_state WHERE job = %s AND unit = %s",
+        (_DERIVE_JOB, _DERIVE_UNIT),
+    ).fetchone()
+    conn.commit()
+    return row is not None and row[0] == "partial"
+
+
 def _write_batches(
     conn: psycopg.Connection[tuple[object, ...]],
     path: Path,
@@ -150,6 +218,13 @@ def _write_batches(
         for batch in batches:
             try:
                 written = batch.writer.write(cur, batch.frame, batch.params)
+            except ConflictingRowError as exc:
+                raise BadInputError(
+                    str(path),
+                    f"{exc.key} is stored already with other values ({exc.detail})",
+                    field="trade_id" if batch.writer is writers.TRADES else None,
+                    raw=exc.key,
+                ) from exc
             except DuplicateKeyError as exc:
                 raise BadInputError(
                     str(path),
@@ -171,6 +246,8 @@ def _write_batches(
                 ) from exc
             if batch.writer in DATA_WRITERS:
                 stored += written
+        if kind in DERIVED_FROM:
+            mark_derive(cur, pending=True)
         cur.execute(
             "INSERT INTO meta.import_log (path, sha256, kind, rows_read, rows_stored) "
             "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (path, sha256) DO UPDATE "
@@ -202,17 +279,43 @@ def import_file(
         rows_read, stored = _write_batches(conn, path, kind, sha, batches)
     except NotImportableError as exc:
         return FileOutcome(path, kind, "skipped", message=str(exc))
-    except (ValueError, TypeError) as exc:
-        # BadInputError is a ValueError; anything else a normaliser raised on odd input is
-        # still this file's fault, reported as such rather than aborting the whole import.
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        raise  # the store is gone: no later file can be imported either
+    except Exception as exc:  # any file shape must fail alone, named
+        # BadInputError says where; anything else a normaliser raised on odd input (a
+        # RecursionError, an AttributeError on a wrong JSON type, …) is still this file's fault.
         bad = (
             exc
             if isinstance(exc, BadInputError)
-            else BadInputError(str(path), f"{type(exc).__name__}: {exc}")
+            else BadInputError(str(path), _unexpected(path, exc).removeprefix(f"{path}: "))
         )
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
         record_bad_input(conn, bad)
         return FileOutcome(path, kind, "failed", message=str(bad))
-    return FileOutcome(path, kind, "imported", rows_read, stored)
+    return FileOutcome(path, kind, "imported", rows_read, stored, message=_notes(batches))
+
+
+def _notes(batches: list[Batch]) -> str:
+    """What the file's notes say (rows whose blanks were inferred, rows left out), briefly."""
+    notes = [b.frame for b in batches if b.writer is writers.BAD_INPUT]
+    if not notes:
+        return ""
+    messages = [str(m) for frame in notes for m in frame["message"]]
+    left_out = [m for m in messages if "inferred from the ticker" not in m]
+    inferred = len(messages) - len(left_out)
+    parts = []
+    if inferred:
+        parts.append(f"{inferred} row(s) had blank strikes, inferred from their tickers")
+    if left_out:
+        parts.append(f"{len(left_out)} row(s) left out: {left_out[0]}")
+    return "; ".join(parts) + " (see meta.bad_input)"
+
+
+def _unexpected(path: Path, exc: BaseException) -> str:
+    """A one-line complaint for an error no validator anticipated."""
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{path}: cannot read this file ({type(exc).__name__}{': ' + text if text else ''})"
 
 
 def infer_missing_markets(
@@ -236,7 +339,10 @@ def infer_missing_markets(
     by_event: dict[str, list[str]] = {}
     affected: set[str] = set()
     for ticker, missing in rows:
-        event = parse_market_ticker(str(ticker)).event
+        try:
+            event = parse_market_ticker(str(ticker)).event
+        except TickerError:
+            continue  # stored before tickers were validated; nothing can be inferred for it
         key = f"{event.series}-{event.climate_date}"
         by_event.setdefault(key, []).append(str(ticker))
         if missing:
@@ -309,8 +415,9 @@ def import_directory(
 ) -> ImportSummary:
     """Import every recognised file under root; trades in parallel when a factory is given.
 
-    With derive (the default), new trades are followed by the data derived from them:
-    markets inferred from tickers and the trade-built candles.
+    With derive (the default), the data derived from trades and markets (markets inferred
+    from tickers, the trade-built candles) is rebuilt from the whole store whenever a file
+    feeding it was imported since the last complete build, by this run or an interrupted one.
     """
     known, skipped = plan(root)
     summary = ImportSummary(outcomes=list(skipped))
@@ -341,11 +448,11 @@ def import_directory(
         summary.outcomes.append(outcome)
         if on_file is not None:
             on_file(outcome)
-    new_trades = any(o.kind is FileKind.TRADES and o.status == "imported" for o in summary.outcomes)
-    if derive and (new_trades or force):
+    if derive and (force or derive_pending(conn)):
         summary.markets_inferred, summary.inference_errors = infer_missing_markets(conn, ctx)
         started = time.perf_counter()
-        with conn.transaction():
+        with conn.transaction(), conn.cursor() as cur:
             summary.candles_built = build_candles_from_trades(conn)
+            mark_derive(cur, pending=False)
         summary.candle_seconds = time.perf_counter() - started
     return summary

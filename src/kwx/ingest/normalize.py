@@ -18,9 +18,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kwx.domain.brackets import Bracket, LadderError, settled_tmax
+from kwx.domain.brackets import (
+    LadderError,
+)
 from kwx.domain.climate_day import standard_offset
-from kwx.domain.tickers import TickerError, infer_event_brackets, parse_market_ticker
+from kwx.domain.tickers import (
+    TickerError,
+    infer_event_brackets,
+    parse_market_ticker,
+)
+from kwx.ingest.edge import (
+    KALSHI_EPOCH,
+    MARKET_DATA_LEAD,
+    MARKET_RESULTS,
+    MARKET_STATUSES,
+    MAX_CONTRACTS,
+    SCHEDULE_LEAD,
+    TMAX_RANGE_F,
+    WEATHER_RANGE,
+    check_climate_date,
+    now,
+)
+from kwx.ingest.market_rules import (
+    check_ladders,
+    event_of,
+    fill_blank_strikes,
+    given_bracket,
+    market_ticker,
+    notes_batches,
+    settled_value,
+    vocabulary,
+)
 from kwx.registry import City, CityRegistry, UnknownCityError
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, load_json, read_table
 from kwx.store import writers
@@ -30,7 +58,6 @@ from kwx.store.writers import Batch
 CENTS_AS_DOLLARS = np.array([f"{c // 100}.{c % 100:02d}" for c in range(101)], dtype=object)
 
 UUID_RE = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-TMAX_RANGE_F = (-80, 140)
 
 
 @dataclass(frozen=True)
@@ -57,18 +84,30 @@ def _raise_at(source: str, frame: pd.DataFrame, pos: int, col: str, message: str
 
 
 def _timestamps(
-    frame: pd.DataFrame, col: str, source: str, *, tz: str | None = None, required: bool = True
+    frame: pd.DataFrame,
+    col: str,
+    source: str,
+    *,
+    tz: str | None = None,
+    required: bool = True,
+    earliest: pd.Timestamp = KALSHI_EPOCH,
+    lead: pd.Timedelta = MARKET_DATA_LEAD,
 ) -> pd.Series[pd.Timestamp]:
-    """Parse a column to UTC; naive values are local time in `tz` (or UTC when tz is None)."""
+    """Parse a column to UTC; naive values are local time in `tz` (or UTC when tz is None).
+
+    Times before `earliest` or more than `lead` past now are refused: no real row has them.
+    """
     raw = frame[col]
     if pd.api.types.is_datetime64_any_dtype(raw):
         parsed = raw
     else:
         # Without a local zone, naive values are UTC and offsets may differ row to row.
         utc = tz is None
-        parsed = pd.to_datetime(raw, errors="coerce", format="ISO8601", utc=utc)
+        # As text: a bare number is not a time (pandas would read it as an epoch some day).
+        text = raw.astype("string")
+        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601", utc=utc)
         if parsed.isna().any() and parsed.notna().any():
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed", utc=utc)
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
     bad = parsed.isna() & raw.notna()
     if required:
         bad = bad | raw.isna()
@@ -83,6 +122,16 @@ def _timestamps(
                 source, f"local time does not exist or is ambiguous in {tz}: {exc}", field=col
             ) from exc
     converted: pd.Series[pd.Timestamp] = parsed.dt.tz_convert("UTC")
+    latest = now() + lead
+    pos = _first_bad(converted.notna() & ((converted < earliest) | (converted > latest)))
+    if pos is not None:
+        _raise_at(
+            source,
+            frame,
+            pos,
+            col,
+            f"timestamp out of range ({earliest:%Y-%m-%d} to {latest:%Y-%m-%d})",
+        )
     return converted
 
 
@@ -98,6 +147,14 @@ def _numbers(
     what: str = "number",
 ) -> pd.Series[float]:
     raw = frame[col]
+    if pd.api.types.is_bool_dtype(raw):
+        _raise_at(source, frame, 0, col, f"not a valid {what}: true/false")
+    if raw.dtype == object:
+        # JSON true/false would read as 1/0, lists and objects as garbage: not numbers.
+        odd = raw.map(lambda v: isinstance(v, (bool, np.bool_, list, dict)))
+        pos = _first_bad(odd)
+        if pos is not None:
+            _raise_at(source, frame, pos, col, f"not a valid {what}")
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = values.isna() & raw.notna()
     if required:
@@ -137,10 +194,16 @@ def _tickers_valid(frame: pd.DataFrame, col: str, source: str, registry: CityReg
         _raise_at(source, frame, pos, col, "ticker is empty")
     for ticker in pd.unique(tickers):
         try:
-            registry.by_prefix(parse_market_ticker(str(ticker)).event.prefix)
+            if not isinstance(ticker, str):
+                raise TickerError(f"not a daily-high market ticker: {ticker!r}")
+            parsed = parse_market_ticker(ticker)
+            registry.by_prefix(parsed.event.prefix)
+            check_climate_date(parsed.event.climate_date, ticker)
         except (TickerError, UnknownCityError) as exc:
             pos = int(np.flatnonzero((tickers == ticker).to_numpy())[0])
-            raise BadInputError(source, str(exc), row=pos + 1, field=col) from exc
+            raise BadInputError(
+                source, str(exc), row=pos + 1, field=col, raw=repr(ticker)[:200]
+            ) from exc
 
 
 _PERIOD_SUFFIX = re.compile(r"_\d{4}(-\d{2}){0,2}$")
@@ -199,7 +262,7 @@ def normalize_trades(path: Path, ctx: ImportContext) -> list[Batch]:
     pos = _first_bad((yes + no - hi).abs() > 1e-9)
     if pos is not None:
         _raise_at(source, frame, pos, price_cols[1], "yes and no prices do not sum to 1")
-    counts = _numbers(frame, count_col, source, lo=0, what="count")
+    counts = _numbers(frame, count_col, source, lo=0, hi=MAX_CONTRACTS, what="count")
     pos = _first_bad(counts <= 0)
     if pos is not None:
         _raise_at(source, frame, pos, count_col, "impossible count: not positive")
@@ -238,12 +301,43 @@ def normalize_trades(path: Path, ctx: ImportContext) -> list[Batch]:
             "is_block_trade": block,
         }
     )
+    _conflicting_trade_ids(out, frame, source)
     # Key order makes the primary-key B-tree inserts nearly sequential (30% faster COPY).
     out = out.sort_values(["ticker", "created_time"], kind="stable", ignore_index=True)
     return [Batch(writers.TRADES, out)]
 
 
-_MARKET_FIELDS = ("ticker", "event_ticker", "strike_type")
+def _conflicting_trade_ids(out: pd.DataFrame, frame: pd.DataFrame, source: str) -> None:
+    """The same trade_id twice is one print written twice (kept once) only when ticker, price
+    and count agree and the times are within the two seconds of REST/WebSocket precision;
+    otherwise one of the two is wrong and the file is refused rather than one silently kept."""
+    repeated = out["trade_id"].duplicated(keep=False)
+    if not repeated.any():
+        return
+    rows = out[repeated]
+    first = rows.groupby("trade_id", sort=False).transform("first")
+    spread = rows.groupby("trade_id", sort=False)["created_time"].transform(
+        lambda t: t.max() - t.min()
+    )
+    differs = (
+        (rows["ticker"] != first["ticker"])
+        | (rows["yes_price"].astype(str) != first["yes_price"].astype(str))
+        | (rows["count_fp"].astype(str) != first["count_fp"].astype(str))
+        | (spread > pd.Timedelta(seconds=2))
+    )
+    pos = _first_bad(differs)
+    if pos is not None:
+        row = int(rows.index[pos])
+        _raise_at(
+            source,
+            frame,
+            row,
+            "trade_id",
+            "the same trade_id appears with another ticker, price, count or time",
+        )
+
+
+_MARKET_FIELDS = ("ticker", "event_ticker")
 
 
 def _market_records(path: Path) -> list[dict[str, Any]]:
@@ -252,22 +346,49 @@ def _market_records(path: Path) -> list[dict[str, Any]]:
         doc = load_json(path)
         records: list[dict[str, Any]] = []
         if isinstance(doc, dict):
-            if isinstance(doc.get("market"), dict):
-                records.append(doc["market"])
-            records.extend(m for m in doc.get("markets") or [] if isinstance(m, dict))
-            events = list(doc.get("events") or [])
-            if isinstance(doc.get("event"), dict):
-                events.append(doc["event"])
+            source = str(path)
+            if doc.get("market") is not None:
+                records.extend(_objects([doc["market"]], source, "market"))
+            records.extend(_objects(doc.get("markets") or [], source, "markets"))
+            events = _objects(doc.get("events") or [], source, "events")
+            if doc.get("event") is not None:
+                events.extend(_objects([doc["event"]], source, "event"))
             for event in events:
-                if not isinstance(event, dict):
-                    continue
-                for market in event.get("markets") or []:
-                    if isinstance(market, dict):
-                        records.append({"event_title": event.get("title"), **market})
+                for market in _objects(event.get("markets") or [], source, "markets"):
+                    # A nested market belongs to its event: the title must not cross over.
+                    own = market.get("event_ticker") or event.get("event_ticker")
+                    if event.get("event_ticker") not in (None, own):
+                        raise BadInputError(
+                            source,
+                            f"market {market.get('ticker')!r} of event "
+                            f"{event.get('event_ticker')!r} names event {own!r}",
+                            field="event_ticker",
+                            raw=repr(own)[:200],
+                        )
+                    records.append(
+                        {"event_title": event.get("title"), **market, "event_ticker": own}
+                    )
         return records
     frame = read_table(path)
     frame = frame.astype(object).where(frame.notna(), None)
     return [{str(k): v for k, v in rec.items()} for rec in frame.to_dict(orient="records")]
+
+
+def _objects(items: object, source: str, field: str) -> list[dict[str, Any]]:
+    """A JSON list whose items must all be objects; anything else is refused, not skipped
+    (a skipped market would be a market silently lost)."""
+    if not isinstance(items, list):
+        raise BadInputError(source, f"{field} must be a list", field=field, raw=repr(items)[:200])
+    for i, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise BadInputError(
+                source,
+                f"each of {field} must be an object, got {type(item).__name__}",
+                row=i,
+                field=field,
+                raw=repr(item)[:200],
+            )
+    return items
 
 
 def _dollars_or_cents(record: dict[str, Any], name: str) -> object:
@@ -301,24 +422,19 @@ def market_record_batches(
     """
     rows: list[dict[str, Any]] = []
     settled: dict[str, int] = {}
+    blanks: dict[int, int] = {}  # index in rows -> source row: strikes to infer from tickers
     for i, rec in enumerate(records, start=1):
         for name in _MARKET_FIELDS:
             if rec.get(name) in (None, ""):
                 raise BadInputError(source, "required field is missing", row=i, field=name)
-        try:
-            parsed = parse_market_ticker(str(rec["ticker"]))
-            city = ctx.registry.by_prefix(parsed.event.prefix)
-            bracket = Bracket.from_strikes(
-                str(rec["strike_type"]), rec.get("floor_strike"), rec.get("cap_strike")
-            )
-        except (TickerError, UnknownCityError, ValueError) as exc:
-            field = "strike_type" if "strike" in str(exc) else "ticker"
-            raise BadInputError(source, str(exc), row=i, field=field) from exc
-        try:
-            tmax = settled_tmax(rec.get("expiration_value"))
-        except ValueError as exc:
-            raise BadInputError(source, str(exc), row=i, field="expiration_value") from exc
-        event_ticker = str(rec["event_ticker"])
+        parsed, city = market_ticker(rec["ticker"], ctx.registry, source, i)
+        event_ticker = event_of(rec["event_ticker"], parsed, source, i)
+        status = vocabulary(rec.get("status"), MARKET_STATUSES, source, i, "status")
+        result = vocabulary(rec.get("result"), MARKET_RESULTS, source, i, "result")
+        bracket = given_bracket(rec, parsed, source, i)
+        if bracket is None:
+            blanks[len(rows)] = i
+        tmax = settled_value(rec.get("expiration_value"), source, i)
         if tmax is not None and settled.setdefault(event_ticker, tmax) != tmax:
             raise BadInputError(
                 source,
@@ -332,15 +448,15 @@ def market_record_batches(
                 "event_ticker": event_ticker,
                 "series_ticker": city.series,
                 "climate_date": parsed.event.climate_date,
-                "strike_type": bracket.strike_type.value,
-                "floor_strike": bracket.floor,
-                "cap_strike": bracket.cap,
+                "strike_type": bracket.strike_type.value if bracket else None,
+                "floor_strike": bracket.floor if bracket else None,
+                "cap_strike": bracket.cap if bracket else None,
                 "yes_sub_title": rec.get("yes_sub_title") or rec.get("subtitle"),
                 "open_time": rec.get("open_time"),
                 "close_time": rec.get("close_time"),
                 "expiration_time": rec.get("expiration_time") or rec.get("latest_expiration_time"),
-                "status": rec.get("status"),
-                "result": rec.get("result") or None,
+                "status": status,
+                "result": result or None,
                 "expiration_value": rec.get("expiration_value") or None,
                 "volume": _count_field(rec, "volume"),
                 "open_interest": _count_field(rec, "open_interest"),
@@ -350,21 +466,25 @@ def market_record_batches(
                 "event_title": rec.get("event_title") or rec.get("title"),
             }
         )
+    check_ladders(rows, source)
+    notes = fill_blank_strikes(rows, blanks, source)
+    refused = {n.row for n in notes if n.field == "strike_type" and n.row is not None}
+    rows = [r for k, r in enumerate(rows) if blanks.get(k) not in refused]
     if not rows:
-        return []
+        return notes_batches(notes)
     frame = pd.DataFrame(rows)
     pos = _first_bad(frame["ticker"].duplicated())
     if pos is not None:
         _raise_at(source, frame, pos, "ticker", "the same market appears twice")
     frame["settled_tmax"] = frame["event_ticker"].map(settled).astype("Int64")
     for col in ("open_time", "close_time", "expiration_time"):
-        frame[col] = _timestamps(frame, col, source, required=False)
+        frame[col] = _timestamps(frame, col, source, required=False, lead=SCHEDULE_LEAD)
     frame["last_price"] = _numbers(
         frame, "last_price", source, lo=0, hi=1, required=False, what="price"
     )
     for col in ("volume", "open_interest"):
-        frame[col] = _numbers(frame, col, source, lo=0, required=False, what=col)
-    return market_batches(frame, ctx)
+        frame[col] = _numbers(frame, col, source, lo=0, hi=MAX_CONTRACTS, required=False, what=col)
+    return [*market_batches(frame, ctx), *notes_batches(notes)]
 
 
 def market_batches(markets: pd.DataFrame, ctx: ImportContext) -> list[Batch]:
@@ -480,39 +600,29 @@ def normalize_candles_api(path: Path, ctx: ImportContext) -> list[Batch]:
     """Kalshi candlestick JSON (single market or batch); only 1-minute candles are stored."""
     source = str(path)
     doc = load_json(path)
-    series_list: list[tuple[str, list[dict[str, Any]]]] = []
-    if isinstance(doc, dict) and isinstance(doc.get("candlesticks"), list):
-        series_list.append((str(doc.get("ticker") or ""), doc["candlesticks"]))
-    elif isinstance(doc, dict):
-        for market in doc.get("markets") or []:
-            series_list.append(
-                (
-                    str(market.get("market_ticker") or market.get("ticker") or ""),
-                    market.get("candlesticks") or [],
-                )
-            )
+    series_list = _candle_series(doc, source)
     rows: list[dict[str, Any]] = []
     for ticker, candles in series_list:
         if not ticker:
             raise BadInputError(source, "candlesticks without a market ticker", field="ticker")
         try:
-            parse_market_ticker(ticker)
-        except TickerError as exc:
-            raise BadInputError(source, str(exc), field="ticker") from exc
-        ends = sorted(int(c["end_period_ts"]) for c in candles if "end_period_ts" in c)
-        if len(ends) >= 2 and min(np.diff(ends)) > 60:
+            parsed = parse_market_ticker(ticker)
+            ctx.registry.by_prefix(parsed.event.prefix)
+            check_climate_date(parsed.event.climate_date, ticker)
+        except (TickerError, UnknownCityError) as exc:
+            raise BadInputError(source, str(exc), field="ticker", raw=repr(ticker)[:200]) from exc
+        ends = [_epoch_seconds(c, i, source) for i, c in enumerate(candles, start=1)]
+        steps = np.diff(sorted(ends))
+        if len(ends) >= 2 and steps.min() > 60:
             raise NotImportableError(
-                f"{min(np.diff(ends)) // 60}-minute candles; md.candles_1m "
-                "holds 1-minute candles only"
+                f"{steps.min() // 60}-minute candles; md.candles_1m holds 1-minute candles only"
             )
-        for i, candle in enumerate(candles, start=1):
-            if "end_period_ts" not in candle:
-                raise BadInputError(source, "missing", row=i, field="end_period_ts")
+        for candle, end in zip(candles, ends, strict=True):
             price = candle.get("price") or {}
             volume = candle.get("volume_fp", candle.get("volume"))
             row = {
                 "ticker": ticker,
-                "ts": pd.Timestamp(int(candle["end_period_ts"]) - 60, unit="s", tz="UTC"),
+                "ts": pd.Timestamp(end - 60, unit="s", tz="UTC"),
                 "source": "api",
                 "vwap": _price_block(price, "mean"),
                 "volume": volume if volume is not None else 0,
@@ -534,7 +644,83 @@ def normalize_candles_api(path: Path, ctx: ImportContext) -> list[Batch]:
             pos = _first_bad(frame[col].notna() & (values.isna() | (values < 0) | (values > 1)))
             if pos is not None:
                 _raise_at(source, frame, pos, col, "impossible price")
+    for col in ("volume", "open_interest"):
+        frame[col] = _numbers(
+            frame, col, source, lo=0, hi=MAX_CONTRACTS, required=col == "volume", what=col
+        )
+    frame["ts"] = _timestamps(frame, "ts", source)
     return [Batch(writers.CANDLES, frame, {"price_scale": 1})]
+
+
+def _candle_series(doc: Any, source: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(ticker, candles) pairs of a single-market or batch candlestick payload, every part
+    checked to be of the JSON type Kalshi sends before anything reads it."""
+    if isinstance(doc, dict) and isinstance(doc.get("candlesticks"), list):
+        ticker = doc.get("ticker") or ""
+        return [(ticker if isinstance(ticker, str) else repr(ticker), _candle_list(doc, source))]
+    markets = doc.get("markets") if isinstance(doc, dict) else None
+    if not isinstance(markets, list):
+        raise BadInputError(source, "expected candlesticks or a markets list", field="markets")
+    out = []
+    for i, market in enumerate(markets, start=1):
+        if not isinstance(market, dict):
+            raise BadInputError(
+                source,
+                f"each market must be an object, got {type(market).__name__}",
+                row=i,
+                field="markets",
+                raw=repr(market)[:200],
+            )
+        ticker = market.get("market_ticker") or market.get("ticker") or ""
+        out.append(
+            (ticker if isinstance(ticker, str) else repr(ticker), _candle_list(market, source))
+        )
+    return out
+
+
+def _candle_list(holder: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    candles = holder.get("candlesticks") or []
+    if not isinstance(candles, list):
+        raise BadInputError(source, "candlesticks must be a list", field="candlesticks")
+    for i, candle in enumerate(candles, start=1):
+        if not isinstance(candle, dict):
+            raise BadInputError(
+                source,
+                f"each candle must be an object, got {type(candle).__name__}",
+                row=i,
+                field="candlesticks",
+                raw=repr(candle)[:200],
+            )
+        for block in ("price", "yes_bid", "yes_ask"):
+            if candle.get(block) is not None and not isinstance(candle[block], dict):
+                raise BadInputError(
+                    source,
+                    f"{block} must be an object",
+                    row=i,
+                    field=block,
+                    raw=repr(candle[block])[:200],
+                )
+    return candles
+
+
+def _epoch_seconds(candle: dict[str, Any], row: int, source: str) -> int:
+    value = candle.get("end_period_ts")
+    if value is None:
+        raise BadInputError(source, "missing", row=row, field="end_period_ts")
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise BadInputError(source, f"not an epoch time: {value!r}", row=row, field="end_period_ts")
+    try:
+        seconds = int(value)
+    except ValueError as exc:
+        raise BadInputError(
+            source, f"not an epoch time: {value!r}", row=row, field="end_period_ts"
+        ) from exc
+    lo, hi = KALSHI_EPOCH.timestamp(), (now() + MARKET_DATA_LEAD).timestamp()
+    if not lo <= seconds <= hi:
+        raise BadInputError(
+            source, f"epoch time {seconds} out of range", row=row, field="end_period_ts"
+        )
+    return seconds
 
 
 def normalize_candles_flat(path: Path, ctx: ImportContext) -> list[Batch]:
@@ -575,9 +761,17 @@ def normalize_candles_flat(path: Path, ctx: ImportContext) -> list[Batch]:
         if "trade_mean" in frame.columns
         else np.nan
     )
-    out["volume"] = _numbers(frame, "volume", source, lo=0, what="volume")
+    out["volume"] = _numbers(frame, "volume", source, lo=0, hi=MAX_CONTRACTS, what="volume")
     out["open_interest"] = (
-        _numbers(frame, "open_interest", source, lo=0, required=False, what="open interest")
+        _numbers(
+            frame,
+            "open_interest",
+            source,
+            lo=0,
+            hi=MAX_CONTRACTS,
+            required=False,
+            what="open interest",
+        )
         if "open_interest" in frame.columns
         else np.nan
     )
@@ -641,7 +835,7 @@ def normalize_settlement_city(path: Path, ctx: ImportContext) -> list[Batch]:
     city = _city_from_stem(path, ctx.registry)
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["date_local", "tmax_final"], source)
-    dates = _timestamps(frame, "date_local", source).dt.date
+    dates = _timestamps(frame, "date_local", source, **WEATHER_RANGE).dt.date
     parts = []
     columns = {
         "tmax_final": "official",
@@ -687,7 +881,7 @@ def normalize_settlement_acis(path: Path, ctx: ImportContext) -> list[Batch]:
     out = pd.DataFrame(
         {
             "city": cities,
-            "climate_date": _timestamps(frame, "date", source).dt.date,
+            "climate_date": _timestamps(frame, "date", source, **WEATHER_RANGE).dt.date,
             "source": "acis",
             "tmax": values,
             "published_at": pd.NaT,
@@ -706,7 +900,7 @@ VC_ISSUE_HOUR_UTC = 12
 
 
 def _vc_issued_at(frame: pd.DataFrame, source: str) -> pd.Series[pd.Timestamp]:
-    basis = _timestamps(frame, "forecast_basis_date", source)
+    basis = _timestamps(frame, "forecast_basis_date", source, **WEATHER_RANGE)
     return basis.dt.normalize() + pd.Timedelta(hours=VC_ISSUE_HOUR_UTC)
 
 
@@ -728,7 +922,7 @@ def normalize_vc_hourly(path: Path, ctx: ImportContext) -> list[Batch]:
             "city": city.key,
             "source": "vc",
             "issued_at": _vc_issued_at(frame, source),
-            "valid_at": _timestamps(frame, "target_datetime_utc", source),
+            "valid_at": _timestamps(frame, "target_datetime_utc", source, **WEATHER_RANGE),
             "temp_f": _numbers(frame, "temp_f", source, lo=-80, hi=140, required=False),
             "dewpoint_f": _optional(frame, "dew_f", source, -100, 120),
             "rel_humidity": _optional(frame, "humidity", source, 0, 100),
@@ -753,7 +947,7 @@ def normalize_vc_daily(path: Path, ctx: ImportContext) -> list[Batch]:
             "city": city.key,
             "source": "vc",
             "issued_at": _vc_issued_at(frame, source),
-            "target_date": _timestamps(frame, "target_date", source).dt.date,
+            "target_date": _timestamps(frame, "target_date", source, **WEATHER_RANGE).dt.date,
             "tmax_f": _numbers(frame, "tempmax_f", source, lo=-80, hi=140, required=False),
             "tmin_f": _optional(frame, "tempmin_f", source, -100, 140),
             "temp_f": _optional(frame, "temp_f", source, -100, 140),
@@ -793,7 +987,8 @@ def normalize_era5(path: Path, ctx: ImportContext) -> list[Batch]:
     frame = read_table(path).reset_index(drop=True)
     _require(frame, ["ticker", "datetime", "temperature_2m"], source)
     cities = _city_from_column(frame, "ticker", source, ctx.registry)
-    local = _timestamps(frame, "datetime", source)  # naive → read as UTC, shifted below
+    # Naive: read as UTC, shifted to the real offset below.
+    local = _timestamps(frame, "datetime", source, **WEATHER_RANGE)
     offsets = cities.map({c.key: era5_utc_offset(c) for c in ctx.registry})
     out = pd.DataFrame(
         {

@@ -111,18 +111,48 @@ def _columns(path: Path) -> set[str]:
 
 
 def load_json(path: Path) -> Any:
+    """A JSON document; malformed, non-UTF-8, NaN/Infinity or absurdly nested input refused.
+
+    The decoder recurses per nesting level, so JSON nested 100k deep raises RecursionError:
+    that is this file's fault, reported as such.
+    """
     try:
-        with path.open("rb") as fh:
-            return json.load(fh)
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(str(path), f"unreadable file: {exc}") from exc
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise BadInputError(str(path), f"malformed JSON: {exc}", row=line) from exc
+    except RecursionError as exc:
+        raise BadInputError(str(path), "malformed JSON: nested too deeply") from exc
+    except ValueError as exc:
+        raise BadInputError(str(path), f"malformed JSON: {exc}") from exc
 
 
-def _json_records(doc: Any, key: str) -> list[dict[str, Any]] | None:
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; Python's decoder accepts them unless told otherwise."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_records(doc: Any, key: str, source: str) -> list[dict[str, Any]] | None:
     if isinstance(doc, dict) and isinstance(doc.get(key), list):
-        return [r for r in doc[key] if isinstance(r, dict)]
+        return _all_objects(doc[key], source)
     return None
+
+
+def _all_objects(records: list[Any], source: str) -> list[dict[str, Any]]:
+    """Every record an object: `{"trades": [1, 2, 3]}` is refused, not read as no trades."""
+    for i, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise BadInputError(
+                source,
+                f"expected an object, got {type(record).__name__}",
+                row=i,
+                raw=repr(record)[:200],
+            )
+    return records
 
 
 def detect_json(doc: Any) -> FileKind | None:
@@ -165,7 +195,7 @@ def detect(path: Path) -> FileKind | None:
         return detect_json(load_json(path))
     try:
         return match_columns(_columns(path))
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
         raise BadInputError(str(path), f"unreadable file: {exc}") from exc
 
 
@@ -177,10 +207,11 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         if name.endswith((".csv", ".csv.gz")):
             return pd.read_csv(path, low_memory=False)
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(str(path), f"unreadable file: {exc}") from exc
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+        # A truncated gzip raises EOFError, a damaged parquet OSError/ValueError (ArrowInvalid).
+        raise BadInputError(str(path), f"unreadable file: {type(exc).__name__}: {exc}") from exc
     doc = load_json(path)
-    records = _json_records(doc, "trades") if isinstance(doc, dict) else doc
+    records = _json_records(doc, "trades", str(path)) if isinstance(doc, dict) else doc
     if not isinstance(records, list):
         raise BadInputError(str(path), "expected a list of records")
-    return pd.DataFrame.from_records(records)
+    return pd.DataFrame.from_records(_all_objects(records, str(path)))

@@ -25,6 +25,15 @@ class DuplicateKeyError(ValueError):
         super().__init__(f"{table}: the same ({', '.join(key)}) appears twice")
 
 
+class ConflictingRowError(ValueError):
+    """A row names a key the store holds with other values (the same trade_id at another
+    price): refused and reported, never silently dropped in favour of either."""
+
+    def __init__(self, table: str, key: str, detail: str) -> None:
+        self.table, self.key, self.detail = table, key, detail
+        super().__init__(f"{table}: {key} is stored already with other values ({detail})")
+
+
 @dataclass(frozen=True)
 class Writer:
     """How rows land in one table.
@@ -42,6 +51,9 @@ class Writer:
     # The natural key, when the upsert updates: one batch must not name a key twice
     # (PostgreSQL refuses to update a row twice in one statement).
     key: tuple[str, ...] = ()
+    # Run on the staged rows before the upsert; a row back is (key, detail) of a staged row
+    # that contradicts the store, and the batch is refused.
+    conflict_sql: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -71,6 +83,11 @@ class Writer:
         cur.execute(f"DROP TABLE IF EXISTS {stage}")
         create_stage(cur, stage, self.stage_columns)
         copy_into(cur, stage, self.column_names, data)
+        if self.conflict_sql:
+            cur.execute(self.conflict_sql.format(stage=stage))
+            clash = cur.fetchone()
+            if clash is not None:
+                raise ConflictingRowError(self.table, str(clash[0]), str(clash[1]))
         cur.execute(self.upsert_sql.format(stage=stage), params or {})
         return max(cur.rowcount, 0)
 
@@ -133,7 +150,13 @@ class TradeWriter(Writer):
         row = cur.fetchone()
         if row is not None and not row[0]:
             return super().write(cur, frame, params)
-        staged = Writer(self.table, self.stage_columns, self.upsert_sql, direct_copy=False)
+        staged = Writer(
+            self.table,
+            self.stage_columns,
+            self.upsert_sql,
+            direct_copy=False,
+            conflict_sql=self.conflict_sql,
+        )
         return staged.write(cur, frame, params)
 
 
@@ -156,6 +179,18 @@ TRADES = TradeWriter(
     ON CONFLICT (ticker, created_time, trade_id) DO NOTHING
     """,
     direct_copy=True,
+    # The rows the upsert would skip as "the same print" must really be the same print.
+    conflict_sql="""
+    SELECT s.trade_id,
+           'stored ' || t.count_fp || ' @ ' || t.yes_price || ', new '
+           || s.count_fp || ' @ ' || s.yes_price
+    FROM {stage} s JOIN md.trades t
+      ON t.ticker = s.ticker AND t.trade_id = s.trade_id
+     AND t.created_time BETWEEN s.created_time - interval '2 seconds'
+                            AND s.created_time + interval '2 seconds'
+    WHERE (t.yes_price, t.count_fp) IS DISTINCT FROM (s.yes_price, s.count_fp)
+    LIMIT 1
+    """,
 )
 
 MARKET_COLUMNS = _cols(
@@ -167,11 +202,22 @@ MARKET_COLUMNS = _cols(
 )
 _MARKET_NAMES = [c for c, _ in MARKET_COLUMNS]
 _SOURCE_RANK = "CASE {} WHEN 'api' THEN 3 WHEN 'ladder' THEN 2 ELSE 1 END"
+# A settlement once stored is never erased by a row that lacks it (an older snapshot, a
+# page fetched before the market settled): blanks there keep what the store has.
+_MARKET_KEPT = ("result", "expiration_value", "settled_tmax")
+
+
+def _market_value(column: str) -> str:
+    if column in _MARKET_KEPT:
+        return f"coalesce(excluded.{column}, kalshi.markets.{column})"
+    return f"excluded.{column}"
+
+
 _MARKET_CHANGED = (
     "("
     + ", ".join(f"kalshi.markets.{c}" for c in _MARKET_NAMES)
     + ") IS DISTINCT FROM ("
-    + ", ".join(f"excluded.{c}" for c in _MARKET_NAMES)
+    + ", ".join(_market_value(c) for c in _MARKET_NAMES)
     + ")"
 )
 MARKETS = Writer(
@@ -180,7 +226,9 @@ MARKETS = Writer(
     f"""
     INSERT INTO kalshi.markets ({", ".join(_MARKET_NAMES)})
     SELECT {", ".join(_MARKET_NAMES)} FROM {{stage}}
-    ON CONFLICT (ticker) DO UPDATE SET {_set_all(_MARKET_NAMES, ["ticker"])}, updated_at = now()
+    ON CONFLICT (ticker) DO UPDATE
+    SET {", ".join(f"{c} = {_market_value(c)}" for c in _MARKET_NAMES if c != "ticker")},
+        updated_at = now()
     WHERE {_SOURCE_RANK.format("excluded.metadata_source")}
           >= {_SOURCE_RANK.format("kalshi.markets.metadata_source")}
       AND {_MARKET_CHANGED}
@@ -438,4 +486,19 @@ GUIDANCE = Writer(
                             excluded.source, excluded.extra)
     """,
     key=("city", "model", "issued_at", "target_date"),
+)
+
+# Notes on a file's rows (strikes inferred, rows refused), written with the file's data;
+# the same note again (a forced re-import) is not added twice.
+BAD_INPUT = Writer(
+    "meta.bad_input",
+    _cols("source text, location text, field text, message text, raw text"),
+    """
+    INSERT INTO meta.bad_input (source, location, field, message, raw)
+    SELECT DISTINCT s.source, s.location, s.field, s.message, s.raw FROM {stage} s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM meta.bad_input b
+        WHERE (b.source, b.location, b.field, b.message, b.raw)
+              IS NOT DISTINCT FROM (s.source, s.location, s.field, s.message, s.raw))
+    """,
 )
