@@ -153,9 +153,13 @@ def db_status(
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server (it is left running between commands)."""
-    from kwx.store.engine import stop_embedded_server
+    from kwx.store.engine import StoreError, stop_embedded_server
 
-    console.print("stopped" if stop_embedded_server() else "no embedded server was running")
+    try:
+        stopped = stop_embedded_server()
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print("stopped" if stopped else "no embedded server was running")
 
 
 @app.command("import")
