@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,8 +36,9 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    from kwx.commands.errors import fail
+
+    return fail(message)
 
 
 @app.command()
@@ -817,11 +817,9 @@ _register_areas()
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    from kwx.commands.errors import run_cli
+
+    run_cli(app)
 
 
 if __name__ == "__main__":

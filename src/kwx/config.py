@@ -93,6 +93,13 @@ class Settings(BaseSettings):
             return None
         return value
 
+    @field_validator("trade_mode", "kalshi_env", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """TRADE_MODE=LIVE means live: the choice is a word, not a case (an unknown word
+        still fails, naming the setting and its values; see kwx.commands.errors)."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @property
     def kalshi_rest_url(self) -> str:
         """REST root including /trade-api/v2 (the signed path starts there)."""
