@@ -28,6 +28,7 @@ import psycopg
 import typer
 from pydantic import SecretStr, ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["explain", "fail", "run_cli", "settings_error"]
 
@@ -36,9 +37,16 @@ err = Console(stderr=True)
 _SECRET_FIELDS: Final = frozenset({"kwx_database_url", "vc_api_key", "kalshi_api_key_id"})
 
 
+def _say(message: str) -> None:
+    # One line whatever the message holds (libpq's errors carry a second, indented line)
+    # and whatever the console width (soft_wrap: the terminal wraps, rich does not break it).
+    text = " ".join(message.split())
+    err.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> typer.Exit:
     """Print ``message`` as the command's one-line error; raise the returned Exit."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _say(message)
     return typer.Exit(code=1)
 
 
@@ -121,5 +129,5 @@ def run_cli(app: Callable[[], Any]) -> None:
         message = explain(exc)
         if message is None:
             raise
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        _say(message)
         sys.exit(1)
