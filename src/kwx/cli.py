@@ -564,7 +564,10 @@ def weather_backfill(
         target = default_registry().resolve(city)
     except UnknownCityError as exc:
         raise _fail(str(exc)) from exc
-    days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
+    try:
+        days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     done, skipped = 0, []
     try:
         migrate.upgrade()

@@ -17,6 +17,7 @@ database URL, the VC key), and a PostgreSQL connection error is shown without th
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import sys
 import types
@@ -30,7 +31,7 @@ from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["explain", "fail", "run_cli", "settings_error"]
+__all__ = ["explain", "fail", "parse_date", "run_cli", "settings_error"]
 
 err = Console(stderr=True)
 
@@ -48,6 +49,15 @@ def fail(message: str) -> typer.Exit:
     """Print ``message`` as the command's one-line error; raise the returned Exit."""
     _say(message)
     return typer.Exit(code=1)
+
+
+def parse_date(value: str, option: str) -> dt.date:
+    """An ISO date option, or a one-line error naming the option (not Python's own
+    "Invalid isoformat string" / "day is out of range for month")."""
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{option} must be a date like 2024-07-01, not {value!r}") from None
 
 
 def _choices(field: str) -> list[str]:

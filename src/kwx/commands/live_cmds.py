@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
-from kwx.commands.errors import fail
+from kwx.commands.errors import fail, parse_date
 
 console = Console()
 err = Console(stderr=True)
@@ -100,8 +100,8 @@ def sim_serve(
         place = default_registry().by_key(city)
     except (KeyError, RegistryError) as exc:
         raise _fail(f"--city: {exc}") from None
+    day = parse_date(date, "--date")
     try:
-        day = dt.date.fromisoformat(date)
         sim_speed = parse_speed(speed)
         fault_config = FaultConfig.parse(faults, seed=seed)
         check_fill_model(fill_model)
@@ -372,8 +372,8 @@ def bench_live(
     from kwx.bench.live_bench import run_live_benchmark
     from kwx.store.engine import StoreError
 
+    day = parse_date(date, "--date")
     try:
-        day = dt.date.fromisoformat(date)
         figures = run_live_benchmark(city, day, runs=runs, max_ticks=max_ticks, console=err)
     except (StoreError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from None
