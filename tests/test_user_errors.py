@@ -123,3 +123,35 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path
 def test_bugs_are_not_disguised() -> None:
     assert explain(ZeroDivisionError("x")) is None
     assert explain(KeyError("ticker")) is None
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["sim", "serve", "--city", "chicago", "--date", "bad"], "--date"),
+        (["bench", "live", "--date", "2024-02-30"], "--date"),
+        (
+            [
+                "weather",
+                "backfill",
+                "--city",
+                "chicago",
+                "--from",
+                "2024-01-02",
+                "--to",
+                "2024-01-01",
+            ],
+            "before --from",
+        ),
+        (["run", "--city", "nowhere", "--max-steps", "1"], "unknown city 'nowhere'"),
+    ],
+)
+def test_bad_options_are_named(args: list[str], needle: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kwx.cli import app
+
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "80", "KWX_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert needle in " ".join(result.output.split())
