@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,8 +36,9 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    from kwx.commands.errors import fail
+
+    return fail(message)
 
 
 @app.command()
@@ -153,9 +153,13 @@ def db_status(
 @db_app.command("stop")
 def db_stop() -> None:
     """Stop the embedded PostgreSQL server (it is left running between commands)."""
-    from kwx.store.engine import stop_embedded_server
+    from kwx.store.engine import StoreError, stop_embedded_server
 
-    console.print("stopped" if stop_embedded_server() else "no embedded server was running")
+    try:
+        stopped = stop_embedded_server()
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print("stopped" if stopped else "no embedded server was running")
 
 
 @app.command("import")
@@ -539,7 +543,10 @@ def weather_backfill(
         target = default_registry().resolve(city)
     except UnknownCityError as exc:
         raise _fail(str(exc)) from exc
-    days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
+    try:
+        days = dates_between(_parse_date(date_from, "--from"), _parse_date(date_to, "--to"))
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:
         migrate.upgrade()
         with (
@@ -803,11 +810,9 @@ _register_areas()
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
+    from kwx.commands.errors import run_cli
+
+    run_cli(app)
 
 
 if __name__ == "__main__":

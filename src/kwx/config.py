@@ -6,13 +6,18 @@ value calls `.get_secret_value()` at the last moment.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kwx.domain.secrets import register_secret
 
 
 class KalshiEnv(StrEnum):
@@ -92,6 +97,24 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("trade_mode", "kalshi_env", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """TRADE_MODE=LIVE means live: the choice is a word, not a case (an unknown word
+        still fails, naming the setting and its values; see kwx.commands.errors)."""
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Register the secrets' values for redaction (kwx.domain.secrets): a server echoing
+        them back in an error must not put them into a log line or a stored body."""
+        del context
+        for secret in (self.vc_api_key, self.kalshi_api_key_id):
+            if secret is not None:
+                register_secret(secret.get_secret_value())
+        if self.kwx_database_url is not None:
+            with contextlib.suppress(ValueError):  # an odd URL is the driver's to refuse
+                register_secret(urlsplit(self.kwx_database_url.get_secret_value()).password)
 
     @property
     def kalshi_rest_url(self) -> str:

@@ -44,6 +44,7 @@ from kwx.live.market_data import LiveMarketData
 from kwx.pmf.fusion import FusionConfig, latest_config
 from kwx.registry import default_registry
 from kwx.sim.replay import ReplayBook, ReplayData, ReplayTrade
+from kwx.store import migrate
 from kwx.store.engine import connect
 from kwx.strategy.risk import RiskManager
 from kwx.strategy.value import ValueStrategy
@@ -195,11 +196,18 @@ def run_live_benchmark(
 ) -> dict[str, Any]:
     """Replay the day ``runs`` times through the decision path; figures as a dict."""
     target = default_registry().by_key(city)
-    with connect(get_settings()) as conn:
+    settings = get_settings()
+    migrate.upgrade(settings)  # an empty store: the tables, then the check below says what to run
+    with connect(settings) as conn:
         data = ReplayData.load(conn, target, day, synthetic_size=Decimal(25))
         events = events_of(data)
         mc_version = pick_mc_version(conn, target.key, day, day)
         pmf = _pmf_rows(conn, list(events[0].tickers), mc_version)
+        if not pmf:
+            raise ValueError(
+                f"no pmf.minute rows of version {mc_version!r} for {target.key} on {day}: run "
+                f"kwx weather backfill --city {target.key} --from {day} --to {day} first"
+            )
         fusion = latest_config(conn, target.key, mc_version)  # as the live runner loads it
     ticks = _ticks(data, events[0].day_start)
     if max_ticks is not None and len(ticks) > max_ticks:

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kwx.commands.errors import fail
+
 console = Console()
 err = Console(stderr=True)
 
@@ -19,8 +21,7 @@ FILL_MODEL_HELP = "taker | maker-a | maker-b | queue (see kwx.backtest.fills)."
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    return fail(message)  # one line, whatever the console width (kwx.commands.errors)
 
 
 def _dates(date_from: str, date_to: str) -> tuple[dt.date, dt.date]:

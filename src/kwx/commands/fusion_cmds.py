@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kwx.commands.errors import fail
 from kwx.commands.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -51,8 +52,7 @@ ModelOpt = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    return fail(message)  # one line, whatever the console width (kwx.commands.errors)
 
 
 def _inputs(city: str, date_from: str, date_to: str) -> tuple[str, dt.date, dt.date]:

@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from kwx.commands.errors import fail, parse_date
+
 console = Console()
 err = Console(stderr=True)
 
@@ -26,8 +28,7 @@ sim_app = typer.Typer(
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    return fail(message)  # one line, whatever the console width (kwx.commands.errors)
 
 
 def _start_time(text: str) -> dt.datetime | None:
@@ -99,8 +100,8 @@ def sim_serve(
         place = default_registry().by_key(city)
     except (KeyError, RegistryError) as exc:
         raise _fail(f"--city: {exc}") from None
+    day = parse_date(date, "--date")
     try:
-        day = dt.date.fromisoformat(date)
         sim_speed = parse_speed(speed)
         fault_config = FaultConfig.parse(faults, seed=seed)
         check_fill_model(fill_model)
@@ -238,6 +239,14 @@ def run_cmd(
     keep_orders: Annotated[
         bool, typer.Option("--keep-orders", help="Leave resting orders on exit.")
     ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Paper: start flat instead of continuing the previous paper run's positions "
+            "and resting orders on this exchange.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = (
         False
     ),
@@ -306,6 +315,7 @@ def run_cmd(
         cancel_on_exit=not keep_orders,
         allow_live=live,
         weather="live" if weather == "live" else "store",
+        restore_paper=not fresh,
     )
 
     def on_signal(signum: int, frame: object) -> None:
@@ -362,8 +372,8 @@ def bench_live(
     from kwx.bench.live_bench import run_live_benchmark
     from kwx.store.engine import StoreError
 
+    day = parse_date(date, "--date")
     try:
-        day = dt.date.fromisoformat(date)
         figures = run_live_benchmark(city, day, runs=runs, max_ticks=max_ticks, console=err)
     except (StoreError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from None

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from kwx.commands.errors import fail
 from kwx.commands.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ McOpt = Annotated[str, typer.Option("--mc-version", help="pmf.minute rows of thi
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+    return fail(message)  # one line, whatever the console width (kwx.commands.errors)
 
 
 def _city(city: str) -> str:

@@ -34,6 +34,7 @@ from kwx.sources.mos import mos_daily_max
 from kwx.sources.nws import NwsClient, observations_frame
 from kwx.sources.visualcrossing import VisualCrossingClient, vc_forecast_frame, vc_obs_frame
 from kwx.store import writers
+from kwx.store.bad_input import record_bad_input
 from kwx.store.writers import Batch
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,13 @@ def _record_failure(conn: Conn, job: str, unit: str, exc: Exception) -> UnitOutc
     """Keep the failure (and any raw payload) for inspection; the unit stays to-do."""
     body = getattr(exc, "body", None)
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO meta.bad_input (source, location, field, message, raw) "
-            "VALUES (%s, %s, NULL, %s, %s)",
-            (job.split(":", 1)[0], f"{job}/{unit}", str(exc), body),
+        record_bad_input(
+            conn,
+            source=job.split(":", 1)[0],
+            location=f"{job}/{unit}",
+            field=None,
+            message=str(exc),
+            raw=None if body is None else str(body),
         )
         mark(conn, job, unit, "failed", 0, str(exc)[:1000])
     log.warning("backfill %s %s failed: %s", job, unit, exc)

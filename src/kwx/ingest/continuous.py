@@ -30,6 +30,7 @@ from kwx.sources.kalshi_rest import KalshiRest
 from kwx.sources.mos import mos_daily_max
 from kwx.sources.nws import GridPoint, NwsClient, forecast_frame
 from kwx.store import writers
+from kwx.store.bad_input import record_bad_input
 from kwx.store.writers import Batch
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,14 @@ class ContinuousIngest:
     def _keep_failure(self, job: str, city: City, exc: Exception) -> None:
         log.warning("ingest %s %s failed: %s", job, city.key, exc)
         with self.conn.transaction():
-            self.conn.execute(
-                "INSERT INTO meta.bad_input (source, location, field, message, raw) "
-                "VALUES (%s, %s, NULL, %s, %s)",
-                (job, f"ingest-run/{city.key}", str(exc), getattr(exc, "body", None)),
+            body = getattr(exc, "body", None)
+            record_bad_input(
+                self.conn,
+                source=job,
+                location=f"ingest-run/{city.key}",
+                field=None,
+                message=str(exc),
+                raw=None if body is None else str(body),
             )
 
     def _write(self, batches: Sequence[Batch]) -> int:

@@ -26,6 +26,7 @@ from kwx.ingest.guidance import GUIDANCE_NORMALIZERS
 from kwx.ingest.normalize import NORMALIZERS, ImportContext, inferred_markets, market_batches
 from kwx.sources.files import BadInputError, FileKind, NotImportableError, detect, is_data_file
 from kwx.store import writers
+from kwx.store.bad_input import record_bad_input as store_bad_input
 from kwx.store.bulk import explain_copy_error
 from kwx.store.writers import Batch, ConflictingRowError, DuplicateKeyError
 
@@ -147,10 +148,8 @@ def record_bad_input(conn: psycopg.Connection[tuple[object, ...]], exc: BadInput
     """Keep a bad file's complaint (and the offending raw value) for later inspection."""
     location = exc.source + (f":{exc.row}" if exc.row is not None else "")
     with conn.transaction():
-        conn.execute(
-            "INSERT INTO meta.bad_input (source, location, field, message, raw) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            ("file", location, exc.field, exc.reason, exc.raw),
+        store_bad_input(
+            conn, source="file", location=location, field=exc.field, message=exc.reason, raw=exc.raw
         )
 
 

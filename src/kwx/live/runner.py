@@ -42,6 +42,7 @@ from kwx.domain.tickers import parse_event_ticker
 from kwx.engine.agent import Agent, AgentStats
 from kwx.engine.ports import Clock, EventSnapshot, Fill, Venue
 from kwx.engine.sim_venue import SimulatedVenue
+from kwx.engine.venue_state import Restored, VenueStateError, dump_venue, restore_venue
 from kwx.live.decision_log import LiveJournal, LoggedStrategy
 from kwx.live.features import ClassifierTerm, LiveFeatures, SignalHistory, load_history
 from kwx.live.kalshi_venue import KalshiVenue
@@ -50,6 +51,13 @@ from kwx.live.market_data import LiveMarketData
 from kwx.live.order_ledger import OrderLedger
 from kwx.live.paper import paper_venue
 from kwx.live.reconcile import ReconcileReport, reconcile
+from kwx.live.run_state import (
+    claim_run,
+    close_interrupted,
+    latest_paper_state,
+    release_run,
+    save_paper_state,
+)
 from kwx.live.source import MarketSource
 from kwx.live.store_reader import StoreReader
 from kwx.live.stream import MarketStream
@@ -93,6 +101,7 @@ class LiveOptions:
     resend_within: dt.timedelta = dt.timedelta(minutes=2)
     allow_live: bool = False
     weather: Literal["store", "live"] = "live"
+    restore_paper: bool = True  # paper: continue from the previous paper run's venue state
 
     def params(self) -> dict[str, Any]:
         return {
@@ -105,6 +114,7 @@ class LiveOptions:
             "classifier_horizon": self.classifier_horizon,
             "cancel_on_exit": self.cancel_on_exit,
             "weather": self.weather,
+            "restore_paper": self.restore_paper,
             **ValueStrategy(self.config).params(),
         }
 
@@ -224,6 +234,10 @@ class LiveRun:
         self.logged: LoggedStrategy | None = None
         self.reconciled: ReconcileReport | None = None
         self.notes: list[str] = []
+        self.interrupted: list[int] = []  # dead runs this start closed
+        self.restored: Restored | None = None
+        self.restored_from: int | None = None
+        self._carried: dict[str, Any] | None = None
         self._ledger_conn: Any = None
 
     # ------------------------------------------------------------------ the run
@@ -263,6 +277,12 @@ class LiveRun:
         self.conn.commit()
         assert row is not None
         self.run_id = int(str(row[0]))
+        claim_run(self.conn, self.run_id)
+        self.interrupted = close_interrupted(self.conn, by_run=self.run_id)
+        if self.interrupted:
+            self.notes.append(
+                "closed killed run(s) as interrupted: " + ", ".join(map(str, self.interrupted))
+            )
 
     def _build(self) -> Agent:
         opts = self.options
@@ -321,9 +341,12 @@ class LiveRun:
                 self.ws_url, tickers, signer=self.signer, backoff=self.ws_backoff
             )
         if opts.mode == "paper":
-            self.venue = paper_venue(
+            paper = paper_venue(
                 self.markets, opts.fill_model, cfg, run_id=self.run_id, fee_types=fee_types
             )
+            if opts.restore_paper:
+                self._restore_paper(paper, tickers)
+            self.venue = paper
             self.journal = LiveJournal(self.conn, mode="paper", run_id=self.run_id)
             own = None
             private = None
@@ -385,6 +408,25 @@ class LiveRun:
             fill_context=self._fill_context,
         )
 
+    def _restore_paper(self, venue: SimulatedVenue, tickers: Sequence[str]) -> None:
+        """Continue from the previous paper run on this exchange (see
+        :mod:`kwx.engine.venue_state`): its positions and resting orders of our tickers."""
+        found = latest_paper_state(self.conn, self.rest.base_url, self.run_id)
+        if found is None:
+            return
+        run_id, state = found
+        try:
+            self.restored = restore_venue(venue, state, tickers)
+        except VenueStateError as exc:
+            raise LiveError(f"paper run {run_id}: {exc} (start with --fresh to ignore it)") from exc
+        self.restored_from = run_id
+        self._carried = self.restored.carried
+        self.notes.append(
+            f"paper state restored from run {run_id}: {self.restored.positions} position(s), "
+            f"{self.restored.resting} resting order(s)"
+        )
+        log.info("paper state restored from run %s: %s", run_id, self.restored.as_dict())
+
     def _classifier(self, city: City) -> ClassifierTerm | None:
         horizon = self.options.classifier_horizon
         if not horizon:
@@ -440,13 +482,23 @@ class LiveRun:
         return None, None
 
     def _after_step(self, t: dt.datetime) -> None:
-        assert self.journal is not None
-        self.journal.flush()
-        self._write_positions(t)
+        self._save(t)
         if self.on_step is not None:
             self.on_step(t)
 
+    def _save(self, t: dt.datetime) -> None:
+        """The step's orders, fills, decisions, positions and (paper) venue state in one
+        transaction: a kill at any instant leaves a state that matches exec.* exactly."""
+        assert self.journal is not None
+        with self.conn.transaction():
+            self.journal.flush()
+            self._write_positions(t)
+            if isinstance(self.venue, SimulatedVenue):
+                save_paper_state(self.conn, self.run_id, dump_venue(self.venue, self._carried), t)
+        self.conn.commit()
+
     def _write_positions(self, t: dt.datetime) -> None:
+        """exec.positions of this run (inside the caller's transaction)."""
         if self.venue is None:
             return
         rows = [
@@ -473,7 +525,6 @@ class LiveRun:
                 "excluded.realized_pnl, fees = excluded.fees, updated_at = excluded.updated_at",
                 rows,
             )
-        self.conn.commit()
 
     def cancel_all(self, reason: str) -> int:
         """Cancel every resting order of ours (the shutdown half of the kill switch)."""
@@ -501,8 +552,7 @@ class LiveRun:
                 if city.weather is not None:
                     city.weather.stop()
             if self.journal is not None:
-                self.journal.flush()
-            self._write_positions(self.clock.now())
+                self._save(self.clock.now())
             self.conn.execute(
                 "UPDATE exec.live_runs SET finished_at = now(), status = %s, stats = %s, "
                 "notes = %s WHERE run_id = %s",
@@ -514,6 +564,7 @@ class LiveRun:
                 ),
             )
             self.conn.commit()
+            release_run(self.conn, self.run_id)
 
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {"run_id": self.run_id, "mode": self.options.mode}
@@ -542,6 +593,10 @@ class LiveRun:
             out["venue"] = {"fills": len(self.venue.fills), "orders": len(self.venue.all_orders())}
         if self.reconciled is not None:
             out["reconcile"] = self.reconciled.as_dict()
+        if self.restored is not None:
+            out["restored"] = {"from_run": self.restored_from, **self.restored.as_dict()}
+        if self.interrupted:
+            out["interrupted_runs"] = self.interrupted
         out["weather"] = {
             c.market.city: vars(c.weather.stats) for c in self.cities if c.weather is not None
         }

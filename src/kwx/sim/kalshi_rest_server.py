@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
@@ -1355,6 +1355,13 @@ def _aggregate(candles: Sequence[Json], period: int) -> list[Json]:
     return out
 
 
+MAX_BODY: Final = 1 << 20  # bytes: an order is a few hundred
+
+
+def _error(code: str, message: str) -> Json:
+    return {"error": {"code": code, "message": message}}
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive, so a benchmark measures the client rather than reconnects."""
 
@@ -1363,22 +1370,88 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
     # would stall every keep-alive response by ~40 ms.
     disable_nagle_algorithm = True
+    # A request line http.server cannot parse is answered with a full status line (its
+    # HTTP/0.9 default sends a bare body a client cannot read as an answer).
+    default_request_version = "HTTP/1.0"
     server_app: KalshiRestServer
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, headers, version) as JSON."""
+        self.close_connection = True
+        payload = json.dumps(
+            _error("bad_request" if code < 500 else "unsupported", message or explain or "")
+        ).encode()
+        try:
+            self.send_response(code, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(payload)
+        except OSError:
+            pass
+
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload, delay = self.server_app.handle(self.command, self.path, self.headers, body)
+        body, problem = self._read_body()
+        if problem is not None:
+            # Where this request's body ends is unknown: answer, then close the connection
+            # (a keep-alive client would otherwise have its next request read as this body).
+            status, payload, delay = problem[0], json.dumps(problem[1]).encode(), 0.0
+            self.close_connection = True
+        else:
+            try:
+                status, payload, delay = self.server_app.handle(
+                    self.command, self.path, self.headers, body
+                )
+            except Exception as exc:  # a bug: answer it, never drop the connection
+                log.exception("kalshi-sim: %s %s failed", self.command, self.path)
+                status, delay = 500, 0.0
+                payload = json.dumps(
+                    {"code": "internal_server_error", "message": type(exc).__name__}
+                ).encode()
         if delay:
             time.sleep(delay)
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
         except OSError:  # the client gave up (timeout) before we answered
             self.close_connection = True
+
+    def _read_body(self) -> tuple[bytes, tuple[int, Json] | None]:
+        """The request body, or (status, error) for framing we refuse: a Content-Length that
+        is not one non-negative integer (several differing ones included), a body larger than
+        MAX_BODY, a chunked body (Kalshi's clients always send a length), or fewer bytes than
+        announced. Before this, ``int()`` raised and the connection dropped with no answer."""
+        if self.headers.get("Transfer-Encoding"):
+            return b"", (411, _error("length_required", "send a Content-Length, not chunks"))
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            return b"", None
+        texts = {v.strip() for v in values}
+        if len(texts) != 1:
+            return b"", (400, _error("bad_request", "conflicting Content-Length headers"))
+        text = texts.pop()
+        if not text.isascii() or not text.isdigit():
+            return b"", (
+                400,
+                _error("bad_request", f"Content-Length must be a non-negative integer: {text!r}"),
+            )
+        length = int(text)
+        if length > MAX_BODY:
+            return b"", (413, _error("payload_too_large", f"body over {MAX_BODY} bytes"))
+        body = self.rfile.read(length) if length else b""
+        if len(body) != length:
+            return b"", (
+                400,
+                _error("bad_request", f"body ended after {len(body)} of {length} bytes"),
+            )
+        return body, None
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -1387,6 +1460,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:  # no route: a 404 with a JSON body, not http.server's 501
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
         self._dispatch()
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from kwx.domain.secrets import redact
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -32,6 +34,12 @@ class SourceError(RuntimeError):
         url: str | None = None,
         body: str | None = None,
     ) -> None:
+        # Redacted once, here: every connector's errors pass through this constructor, and
+        # their text and body go on to logs, meta.bad_input and exec.orders (a server that
+        # echoes our headers or a key= query parameter would otherwise leak them).
+        message = redact(message)
+        url = None if url is None else redact(url)
+        body = None if body is None else redact(body)
         self.source = source
         self.status = status
         self.url = url

@@ -3,7 +3,9 @@
 The message is timestamp_ms + METHOD + path, where path runs from the host root (including
 /trade-api/v2) without the query string. A fresh timestamp is taken for every request, so a
 retry never replays a signature. The private key never leaves this object: it is not in any
-repr, and only the key id is ever logged.
+repr; the key id is a secret too (an account identifier): hidden in the repr and
+registered with :mod:`kwx.domain.secrets`, so an error body that echoes the request headers
+never carries it into a log line or meta.bad_input.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from urllib.parse import urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from kwx.domain.secrets import register_secret
 
 KEY_HEADER = "KALSHI-ACCESS-KEY"
 TIMESTAMP_HEADER = "KALSHI-ACCESS-TIMESTAMP"
@@ -39,6 +43,7 @@ class KalshiSigner:
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.key_id = key_id
+        register_secret(key_id)  # redacted from every error, stored body and log line
         self._key = private_key
         self._clock_ms = clock_ms
 
@@ -55,7 +60,7 @@ class KalshiSigner:
         return cls(key_id, key)
 
     def __repr__(self) -> str:
-        return f"KalshiSigner(key_id={self.key_id!r}, private_key=<hidden>)"
+        return "KalshiSigner(key_id=<hidden>, private_key=<hidden>)"
 
     def headers(self, method: str, url_or_path: str) -> dict[str, str]:
         timestamp = str(self._clock_ms())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,14 +73,20 @@ def _embedded_server_url(pgdata: Path) -> str:
             "SELECT 1 FROM pg_database WHERE datname = %s", (EMBEDDED_DB_NAME,)
         ).fetchone()
         if exists is None:
-            conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
+            # Two commands started together on a fresh data directory both see no database.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(f'CREATE DATABASE "{EMBEDDED_DB_NAME}"')
     return _with_database(admin_url, EMBEDDED_DB_NAME)
 
 
 def stop_embedded_server(settings: Settings | None = None) -> bool:
-    """Stop the embedded server if it runs; True if there was one to stop."""
-    import subprocess
+    """Stop the embedded server if it runs; True if there was one to stop.
 
+    Raises StoreError with pg_ctl's own reason when it refuses or fails: `kwx db stop` used
+    to print "stopped" whatever pg_ctl said, and as root pg_ctl always refuses ("cannot be
+    run as root") while the server, which pgserver runs as the data directory's owner, kept
+    running. As root we therefore run pg_ctl as that owner, as pgserver itself does.
+    """
     settings = settings or get_settings()
     pgdata = settings.pgdata_dir
     if not (pgdata / "postmaster.pid").exists():
@@ -86,11 +94,31 @@ def stop_embedded_server(settings: Settings | None = None) -> bool:
     import pgserver
 
     pg_ctl = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-    subprocess.run(
-        [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"], check=False, capture_output=True
-    )
+    result = _run_as_owner([str(pg_ctl), "-D", str(pgdata), "-m", "fast", "stop"], pgdata)
     _embedded_server_url.cache_clear()
+    if result.returncode != 0:
+        said = (result.stderr or result.stdout).strip().splitlines()
+        reason = said[-1] if said else f"exit code {result.returncode}"
+        raise StoreError(f"pg_ctl did not stop the server in {pgdata}: {reason}")
     return True
+
+
+def _run_as_owner(args: list[str], pgdata: Path) -> subprocess.CompletedProcess[str]:
+    """Run a PostgreSQL tool as the owner of ``pgdata`` when we are root (the tools refuse
+    root); as ourselves otherwise."""
+    owner = pgdata.stat()
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and owner.st_uid != 0:
+        return subprocess.run(
+            args,
+            check=False,
+            capture_output=True,
+            text=True,
+            user=owner.st_uid,
+            group=owner.st_gid,
+            extra_groups=[],
+            cwd=pgdata,
+        )
+    return subprocess.run(args, check=False, capture_output=True, text=True, cwd=pgdata)
 
 
 def database_url(settings: Settings | None = None) -> str:
