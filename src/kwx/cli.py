@@ -798,6 +798,7 @@ def _register_areas() -> None:
     """Each later area keeps its commands in its own module under kwx.commands."""
     from kwx.commands import (
         backtest_cmds,
+        book_cmds,
         fees_cmds,
         fusion_cmds,
         live_cmds,
@@ -807,6 +808,7 @@ def _register_areas() -> None:
 
     for area in (quickstart_cmds, fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds):
         area.register(app, bench_app)
+    book_cmds.register(app, bench_app)
 
 
 _register_areas()
