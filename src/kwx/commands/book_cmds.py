@@ -42,6 +42,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     bench_app.command("book-features")(bench_book_features)
     book_app = typer.Typer(no_args_is_help=True, help="Order-book microstructure (issue 18).")
     book_app.command("gain")(book_gain_cmd)
+    book_app.command("fill-check")(fill_check_cmd)
     app.add_typer(book_app, name="book")
 
 
@@ -122,3 +123,58 @@ def book_gain_cmd(
     )
     if as_json:
         print(json.dumps({"book_gain": [r.as_dict() for r in results]}, allow_nan=False))
+
+
+def fill_check_cmd(
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="all | chicago-candles | ny-top-of-book")
+    ] = "all",
+    rest_min: Annotated[
+        int, typer.Option("--rest-min", min=1, help="Minutes each order rests.")
+    ] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line last.")] = False,
+) -> None:
+    """Maker orders joining the bid each minute: the fills the queue model grants vs what the
+    recorded book allows (see kwx.backtest.fill_check)."""
+    from rich.table import Table
+
+    from kwx.backtest.fill_check import DATASETS, run_fill_check
+    from kwx.config import get_settings
+    from kwx.store import migrate
+    from kwx.store.engine import StoreError, connect
+
+    names = list(DATASETS) if dataset == "all" else [dataset]
+    try:
+        settings = get_settings()
+        migrate.upgrade(settings)
+        with connect(settings) as conn:
+            results = []
+            for name in names:
+                err.print(f"{name}: placing orders …")
+                results.append(run_fill_check(conn, name, rest_min=rest_min).as_dict())
+    except (StoreError, ValueError, LookupError) as exc:
+        raise _fail(str(exc)) from exc
+    table = Table(title=f"fill realism: queue model vs the recorded book ({rest_min}-min orders)")
+    for col in ("data", "markets", "orders", "granted", "contradicted [95%]", "book allows"):
+        table.add_column(col, justify="right")
+    table.add_column("allowed, not granted", justify="right")
+    for r in results:
+        lo, hi = r["fraction_contradicted_95"]
+        frac = r["fraction_contradicted"]
+        contradicted = (
+            f"{r['granted_contradicted']:,} = {frac:.1%} [{lo:.1%}, {hi:.1%}]"
+            if frac is not None
+            else "— (nothing granted)"
+        )
+        table.add_row(
+            r["dataset"],
+            str(r["markets"]),
+            f"{r['orders']:,}",
+            f"{r['granted_orders']:,}",
+            contradicted,
+            f"{r['book_allowed_orders']:,}",
+            f"{r['allowed_not_granted']:,} = {r['fraction_allowed_missed']:.1%}",
+        )
+    console.print(table)
+    if as_json:
+        print(json.dumps({"fill_check": results}))

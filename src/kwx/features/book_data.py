@@ -51,13 +51,16 @@ class MarketBook:
     cancels: Cancels | None
     volume_minute_ns: I64  # candle minutes' starts (candles source only; else empty)
     volume: F64
+    span_ns: tuple[int, int] | None = None  # first and last instant the source covers
 
     def minute_ends(self) -> I64:
-        """The grid of minute ends from the first quote's minute to the last quote's."""
+        """The grid of minute ends from the minute of the source's first record to that of its
+        last (candles: their first and last minutes, though unchanged touches were dropped)."""
         if self.quotes.t_ns.size == 0:
             return np.zeros(0, np.int64)
-        first = int(self.quotes.t_ns[0]) // NS_PER_MIN * NS_PER_MIN
-        last = int(self.quotes.t_ns[-1]) // NS_PER_MIN * NS_PER_MIN
+        start, stop = self.span_ns or (int(self.quotes.t_ns[0]), int(self.quotes.t_ns[-1]))
+        first = start // NS_PER_MIN * NS_PER_MIN
+        last = stop // NS_PER_MIN * NS_PER_MIN
         out: I64 = np.arange(first + NS_PER_MIN, last + 2 * NS_PER_MIN, NS_PER_MIN, dtype=np.int64)
         return out
 
@@ -168,7 +171,8 @@ def load_market_book(conn: Conn, ticker: str, source: BookSource | None = None) 
             candles = _load_candles(conn, ticker)
             if candles is not None:
                 q, starts, vol = candles
-                return MarketBook(ticker, "candles", q, trades, None, starts, vol)
+                span = (int(starts[0]), int(starts[-1]) + CLOSE_OFFSET_NS)
+                return MarketBook(ticker, "candles", q, trades, None, starts, vol, span)
     wanted = "any book source" if source is None else source
     raise LookupError(f"market {ticker}: no book data in the store ({wanted})")
 
