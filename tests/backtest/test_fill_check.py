@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 import numpy as np
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from kwx.backtest.fill_check import (
     book_allows_candles,
@@ -16,7 +19,10 @@ from kwx.backtest.fill_check import (
     run_fill_check,
     wilson,
 )
+from kwx.cli import app
+from kwx.config import Settings, get_settings
 from kwx.features.book import NS_PER_MIN, Quotes
+from kwx.store.engine import _embedded_server_url
 
 Conn = psycopg.Connection[tuple[object, ...]]
 S = 1_000_000_000
@@ -98,3 +104,23 @@ def test_a_fill_the_book_allows(conn: Conn) -> None:
 def test_without_data_the_check_says_so(conn: Conn) -> None:
     with pytest.raises(ValueError, match="no markets"):
         run_fill_check(conn, "ny-top-of-book")
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    assert settings.kwx_database_url is not None
+    monkeypatch.setenv("KWX_DATABASE_URL", settings.kwx_database_url.get_secret_value())
+    get_settings.cache_clear()
+    _embedded_server_url.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_the_command_prints_its_json_line_last(conn: Conn, env: Settings) -> None:
+    _market(conn, Decimal("0.45"))
+    result = CliRunner().invoke(
+        app, ["book", "fill-check", "--dataset", "chicago-candles", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])["fill_check"]
+    assert [f["granted_contradicted"] for f in figures] == [1]

@@ -173,7 +173,8 @@ def fill_check_cmd(
             f"{r['granted_orders']:,}",
             contradicted,
             f"{r['book_allowed_orders']:,}",
-            f"{r['allowed_not_granted']:,} = {r['fraction_allowed_missed']:.1%}",
+            f"{r['allowed_not_granted']:,}"
+            + (f" = {missed:.1%}" if (missed := r["fraction_allowed_missed"]) is not None else ""),
         )
     console.print(table)
     if as_json:
