@@ -12,6 +12,7 @@ from kwx.features.book import (
     BookDataError,
     Quotes,
     Trades,
+    aggressive_orders,
     book_features,
     fill_book_features,
     replay_l2,
@@ -87,6 +88,14 @@ def test_trade_sign_imbalance_over_five_minutes() -> None:
     # [0 s, 300 s): 3 bought, 1 sold → 0.5; [60 s, 360 s): none → 0; [120 s, 420 s): +2 → 1
     assert f["trade_imbalance_5m"].tolist() == [0.5, 0.0, 1.0]
     assert f["trades_5m"].tolist() == [4.0, 0.0, 2.0]
+
+
+def test_prints_of_one_sweep_are_one_aggressive_order() -> None:
+    t = np.array([0, 0, 500_000_000, 2 * S, 4 * S, 4 * S + 900_000_000, 5 * S + 800_000_000])
+    n = t.size
+    trades = Trades(t, np.full(n, 0.4), np.ones(n), np.ones(n))
+    # 0 s, 0 s and 0.5 s: one order; 2 s; 4 s, 4.9 s and 5.8 s (each within 1 s of the last)
+    assert aggressive_orders(trades).tolist() == [0, 2 * S, 4 * S]
 
 
 def test_l2_replay_separates_cancels_from_trades() -> None:

@@ -29,7 +29,8 @@ with indicators is `fill_book_features`):
   (refitting each hour keeps the fit causal; an hour that added under 10 % more events keeps
   the last fit; NaN until `MIN_EVENTS` events), and
   ``hawkes_excitation`` = log(λ(τ)/μ), how far above its background rate the flow runs.
-  Aggressive events are the trade prints where trades exist; otherwise touch *depletions* —
+  Aggressive events are the taker orders behind the prints where trades exist (prints less
+  than a second apart merged: `aggressive_orders`); otherwise touch *depletions* —
   a bid down-tick or an ask up-tick, the touch consumed or withdrawn — stand in for them
   (`touch_depletions`); `BookFeatures.aggressive_source` says which.
 """
@@ -49,6 +50,7 @@ I64 = npt.NDArray[np.int64]
 
 NS_PER_MIN: Final = 60_000_000_000
 HAWKES_REFIT_MIN: Final = 60
+SWEEP_GAP_NS: Final = 1_000_000_000  # prints closer than this are one aggressive order
 REFIT_GROWTH: Final = 1.1  # refit at a checkpoint only once the events grew by 10 % since
 
 RAW_FEATURES: Final = (
@@ -95,6 +97,7 @@ __all__ = [
     "Cancels",
     "Quotes",
     "Trades",
+    "aggressive_orders",
     "book_features",
     "fill_book_features",
     "quote_at",
@@ -249,6 +252,19 @@ def touch_depletions(quotes: Quotes) -> I64:
     return out
 
 
+def aggressive_orders(trades: Trades, gap_ns: int = SWEEP_GAP_NS) -> I64:
+    """The times of aggressive orders behind the prints: one taker order that meets several
+    resting orders prints several times at (nearly) the same instant, so a print within
+    ``gap_ns`` of the one before it is the same order (in the Chicago prints of May 2025, 38 %
+    of prints share the previous one's timestamp). Counting each print would make the Hawkes
+    fit describe the matching engine's bursts (decay ≈ 1000/min) rather than order arrivals."""
+    t = trades.t_ns
+    if t.size == 0:
+        return t
+    out: I64 = t[np.r_[True, np.diff(t) > gap_ns]]
+    return out
+
+
 def _window_sum(cum: F64, t_ns: I64, end_ns: I64, minutes: int) -> F64:
     """Σ of the values whose times lie in [end − minutes, end), from their running sum."""
     hi = np.searchsorted(t_ns, end_ns, side="left")
@@ -343,7 +359,7 @@ def book_features(
         cols["trades_5m"] = vol
     source: Literal["trades", "depletions", "none"]
     if trades is not None and trades.t_ns.size:
-        events, source = trades.t_ns, "trades"
+        events, source = aggressive_orders(trades), "trades"
     elif quotes.t_ns.size > 1:
         events, source = touch_depletions(quotes), "depletions"
     else:
