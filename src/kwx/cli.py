@@ -782,6 +782,7 @@ def _register_areas() -> None:
     """Each later area keeps its commands in its own module under kwx.commands."""
     from kwx.commands import (
         backtest_cmds,
+        book_cmds,
         emos_cmds,
         evaluate_cmds,
         fees_cmds,
@@ -802,6 +803,7 @@ def _register_areas() -> None:
         live_cmds,
         emos_cmds,
         quotes_cmds,
+        book_cmds,
     ):
         area.register(app, bench_app)
 
