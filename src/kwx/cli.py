@@ -798,6 +798,7 @@ def _register_areas() -> None:
     """Each later area keeps its commands in its own module under kwx.commands."""
     from kwx.commands import (
         backtest_cmds,
+        dashboard_cmds,
         fees_cmds,
         fusion_cmds,
         live_cmds,
@@ -805,7 +806,8 @@ def _register_areas() -> None:
         quickstart_cmds,
     )
 
-    for area in (quickstart_cmds, fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds):
+    areas = (quickstart_cmds, fusion_cmds, model_cmds, fees_cmds, backtest_cmds, live_cmds)
+    for area in (*areas, dashboard_cmds):
         area.register(app, bench_app)
 
 
