@@ -51,21 +51,26 @@ def morning_sample(
     rows = _rows(
         conn,
         """
-        WITH d(day, day_start, ts) AS (
+        WITH d0(day, day_start, ts) AS (
             SELECT * FROM unnest(%(days)s::date[], %(starts)s::timestamptz[],
-                                 %(stamps)s::timestamptz[]))
+                                 %(stamps)s::timestamptz[])),
+        d AS (
+            SELECT d0.*, rm.running_max FROM d0 LEFT JOIN LATERAL (
+                SELECT max(o.temp_f) AS running_max FROM wx.obs o
+                JOIN meta.obs_source_rank r ON r.source = o.source
+                WHERE o.city = %(city)s AND o.ts >= d0.day_start AND o.ts <= d0.ts
+                GROUP BY r.rank ORDER BY r.rank LIMIT 1
+            ) rm ON true)
         SELECT d.day, p.ts, p.event_ticker, p.ticker, p.p_mkt, p.p_wx, p.p_fused,
                p.p_fused_norm, p.tmax_q05, p.tmax_q25, p.tmax_q50, p.tmax_q75, p.tmax_q95,
-               m.result, m.settled_tmax, m.floor_strike, m.cap_strike, rm.running_max
+               m.result, m.settled_tmax, m.floor_strike, m.cap_strike, d.running_max
         FROM d
-        JOIN pmf.minute p ON p.city = %(city)s AND p.mc_version = %(v)s AND p.ts = d.ts
+        -- LATERAL + OFFSET 0 (not flattened): one index lookup per day, whatever the
+        -- planner's row estimates say.
+        CROSS JOIN LATERAL (
+            SELECT * FROM pmf.minute p
+            WHERE p.city = %(city)s AND p.mc_version = %(v)s AND p.ts = d.ts OFFSET 0) p
         JOIN kalshi.markets m ON m.ticker = p.ticker AND m.climate_date = d.day
-        LEFT JOIN LATERAL (
-            SELECT max(o.temp_f) AS running_max FROM wx.obs o
-            JOIN meta.obs_source_rank r ON r.source = o.source
-            WHERE o.city = %(city)s AND o.ts >= d.day_start AND o.ts <= d.ts
-            GROUP BY r.rank ORDER BY r.rank LIMIT 1
-        ) rm ON true
         WHERE m.result IN ('yes', 'no')
         ORDER BY d.day, p.ticker
         """,

@@ -107,6 +107,17 @@ def _city(registry: CityRegistry, key: str) -> City | None:
 # ---------------------------------------------------------------- Now
 
 
+def newest_minute(conn: Conn, city: str, mc_version: str, at: dt.datetime) -> dt.datetime | None:
+    """The newest minute at or before ``at`` (ordered by the index, so the planner never
+    picks a scan for a city with few rows)."""
+    row = conn.execute(
+        "SELECT ts FROM pmf.minute WHERE city = %s AND mc_version = %s AND ts <= %s "
+        "ORDER BY city DESC, mc_version DESC, ts DESC LIMIT 1",
+        (city, mc_version, at),
+    ).fetchone()
+    return row[0] if row else None  # type: ignore[return-value]
+
+
 def ladder_at(conn: Conn, city: str, mc_version: str, ts: dt.datetime) -> list[Row]:
     """Every bracket's probabilities at one minute, with its strikes, ordered by strike."""
     return _rows(
@@ -267,11 +278,7 @@ def now_state(conn: Conn, now: dt.datetime, registry: CityRegistry | None = None
     cities: list[Row] = []
     for key, s in sorted(series.items()):
         city = _city(registry, key)
-        row = conn.execute(
-            "SELECT max(ts) FROM pmf.minute WHERE city = %s AND mc_version = %s AND ts <= %s",
-            (key, s.mc_version, now),
-        ).fetchone()
-        ts = row[0] if row and row[0] is not None else None
+        ts = s.last_ts if now >= s.last_ts else newest_minute(conn, key, s.mc_version, now)
         if ts is None or city is None:
             continue
         assert isinstance(ts, dt.datetime)
