@@ -23,7 +23,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
-import plotly
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -45,7 +44,8 @@ PAGES: Final = (
     ("readiness", "/readiness", "Go-live readiness"),
     ("alerts", "/alerts", "Alerts"),
 )
-PLOTLY_JS: Final = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# The plotly package ships plotly.js; serving that copy keeps the dashboard offline.
+PLOTLY_JS: Final = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 STATIC: Final = files("kwx.dashboard") / "static"
 COOKIE: Final = "kwx_token"
 

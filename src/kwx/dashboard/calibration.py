@@ -266,4 +266,4 @@ def models_page(
             entry["pit"] = pit_histogram(frame)
             entry["mc"] = mc_health(frame)
         cities.append(entry)
-    return jsonable({"window": WINDOW, "cities": cities})  # type: ignore[no-any-return]
+    return jsonable({"window": WINDOW, "cities": cities})

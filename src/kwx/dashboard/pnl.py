@@ -120,9 +120,10 @@ def run_summary(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
     m = run_metrics(conn, str(run["mode"]), int(run["run_id"]))
     daily = [float(x) for x in m.daily["pnl"]] if not m.daily.empty else []
     mean, lo, hi = daily_interval(daily)
-    return jsonable(  # type: ignore[no-any-return]
+    card: dict[str, Any] = dict(run)
+    out: dict[str, Any] = jsonable(
         {
-            **run,
+            **card,
             "metrics": metrics_dict(m),
             "daily": {
                 "date": [d.isoformat() for d in m.daily["climate_date"]] if daily else [],
@@ -135,6 +136,7 @@ def run_summary(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
             "daily_hi": hi,
         }
     )
+    return out
 
 
 def runs(conn: Conn, backtests: int = BACKTESTS_SHOWN) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import psycopg
 from psycopg.rows import dict_row
@@ -33,10 +33,16 @@ TRADING_MODES: Final = ("paper", "live")
 
 def _rows(conn: Conn, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params)  # type: ignore[arg-type]
+        cur.execute(sql, params)
         return [dict(r) for r in cur.fetchall()]
 
 
+@overload
+def jsonable(value: dict[str, Any]) -> dict[str, Any]: ...
+@overload
+def jsonable(value: list[Any]) -> list[Any]: ...
+@overload
+def jsonable(value: Any) -> Any: ...
 def jsonable(value: Any) -> Any:
     """A value as JSON carries it: Decimal → float, times → ISO strings, NaN → None."""
     if isinstance(value, Decimal):
@@ -316,7 +322,7 @@ def now_state(conn: Conn, now: dt.datetime, registry: CityRegistry | None = None
             "freshness": feed_freshness(conn, series),
             "alerts": recent_alerts(conn, 20),
         }
-    )  # type: ignore[no-any-return]
+    )
 
 
 # ---------------------------------------------------------------- alerts (read side)
@@ -397,7 +403,7 @@ def decisions(
     for r in rows:
         for k in ("p_mkt", "p_wx", "p_fused_norm", "signal"):
             r[k] = None if r[k] is None else float(r[k])
-    return jsonable(rows)  # type: ignore[no-any-return]
+    return jsonable(rows)
 
 
 def _series_prefix(city: str) -> str:
@@ -429,9 +435,7 @@ def market_minutes(
         """,
         (ticker, lo, hi),
     )
-    return jsonable(  # type: ignore[no-any-return]
-        {"ticker": ticker, "around": around, "pmf": pmf, "candles": candles}
-    )
+    return jsonable({"ticker": ticker, "around": around, "pmf": pmf, "candles": candles})
 
 
 # ---------------------------------------------------------------- versions in use
@@ -439,7 +443,7 @@ def market_minutes(
 
 def model_versions(conn: Conn) -> dict[str, list[Row]]:
     """Weather-model, fusion and classifier versions the store holds (newest first)."""
-    return jsonable(  # type: ignore[no-any-return]
+    return jsonable(
         {
             "mc_params": _rows(
                 conn,

@@ -130,4 +130,5 @@ def verdicts(
             failed = [k for k, c in criteria.items() if not c["ok"]]
             verdict = "not ready: " + ", ".join(failed)
         out.append({"city": key, "verdict": verdict, "criteria": criteria})
-    return jsonable(out)  # type: ignore[no-any-return]
+    shown: list[dict[str, Any]] = jsonable(out)
+    return shown

@@ -1,0 +1,68 @@
+"""The dashboard's reads against the real test store (no browser): what each page is fed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from kwx.dashboard import calibration, pnl, queries, readiness
+from kwx.domain.climate_day import climate_day_window
+from kwx.store.engine import connect
+from tests.conftest import needs_data
+from tests.dashboard.conftest import NOW, Store
+
+pytestmark = needs_data()
+
+
+def test_pnl_of_a_backtest_equals_the_runs_own_metrics(store: Store) -> None:
+    with connect(store.settings) as conn:
+        m = pnl.run_metrics(conn, "backtest", store.backtest.run_id)
+        paper = pnl.run_metrics(conn, "paper", store.paper_run)
+    assert m.n_fills == store.backtest.metrics.n_fills > 0
+    assert m.net_pnl == store.backtest.metrics.net_pnl
+    assert m.maker_fees == store.backtest.metrics.maker_fees
+    assert paper.net_pnl == m.net_pnl  # the paper rows are the backtest's fills
+
+
+def test_now_state_shows_the_minute_at_or_before_now_and_never_after(store: Store) -> None:
+    with connect(store.settings) as conn:
+        state = queries.now_state(conn, NOW)
+        later = queries.now_state(conn, NOW + dt.timedelta(hours=3))
+    city = state["cities"][0]
+    assert city["city"] == "chicago" and city["ts"] == NOW.isoformat()
+    assert later["cities"][0]["ts"] == (NOW + dt.timedelta(hours=3)).isoformat()
+    ev = city["events"][0]
+    assert abs(ev["sum_p_wx"] - 1.0) < 0.02
+    assert ev["running_max"] is not None
+    quoted = [r for r in ev["rows"] if r["quotes"]]
+    assert len(quoted) == 1 and quoted[0]["quotes"][0]["remaining"] == 5.0
+    (run,) = state["runs"]
+    assert run["mode"] == "paper" and run["risk"]["risk"]["day_pnl_global"] == "-1.25"
+
+
+def test_morning_brier_equals_a_hand_computation(store: Store) -> None:
+    from kwx.registry import default_registry
+
+    city = default_registry().by_key("chicago")
+    day = dt.date(2024, 12, 5)
+    ts = climate_day_window(city.timezone, day)[0] + calibration.MORNING
+    with connect(store.settings) as conn:
+        rows = conn.execute(
+            "SELECT p.p_wx, m.result FROM pmf.minute p JOIN kalshi.markets m USING (ticker) "
+            "WHERE p.ts = %s AND m.climate_date = %s",
+            (ts, day),
+        ).fetchall()
+        page = calibration.models_page(conn)
+    p = np.array([float(r[0]) for r in rows])  # type: ignore[arg-type]
+    y = np.array([r[1] == "yes" for r in rows], dtype=float)
+    (c,) = page["cities"]
+    assert c["headline"]["p_wx"]["brier"] == float(np.mean((p - y) ** 2))
+    assert c["headline"]["p_wx"]["n_days"] == 1
+
+
+def test_readiness_says_not_enough_paper_data(store: Store) -> None:
+    with connect(store.settings) as conn:
+        (v,) = readiness.verdicts(conn)
+    assert v["city"] == "chicago"
+    assert v["verdict"].startswith("not enough paper data (1 of 28 days)")
