@@ -96,10 +96,15 @@ def test_numbers_shown_are_the_stores(browser: Any, base_url: str, store: Store)
     bt = store.backtest
     _open(browser, base_url + "/pnl")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-run="backtest-{bt.run_id}"]')
-    assert row.find_element(By.CSS_SELECTOR, "td.net_pnl").text == str(bt.metrics.net_pnl)
-    assert row.find_element(By.CSS_SELECTOR, "td.maker_fees").text == str(bt.metrics.maker_fees)
+    for cls, value in (
+        ("net_pnl", bt.metrics.net_pnl),
+        ("maker_fees", bt.metrics.maker_fees),
+        ("taker_fees", bt.metrics.taker_fees),
+        ("max_drawdown", bt.metrics.max_drawdown),
+    ):
+        assert Decimal(row.find_element(By.CSS_SELECTOR, f"td.{cls}").text) == value, cls
     paper = browser.find_element(By.CSS_SELECTOR, f'tr[data-run="paper-{store.paper_run}"]')
-    assert paper.find_element(By.CSS_SELECTOR, "td.net_pnl").text == str(bt.metrics.net_pnl)
+    assert Decimal(paper.find_element(By.CSS_SELECTOR, "td.net_pnl").text) == bt.metrics.net_pnl
 
     _open(browser, base_url + "/")
     with connect(store.settings) as conn:
@@ -135,7 +140,7 @@ def test_a_new_decision_appears_without_reload_and_opens_its_chart(
     _open(browser, base_url + "/decisions?mode=paper")
     browser.execute_script("window.__notReloaded = true")
     ticker = store.backtest.fills[0].ticker
-    payload = {"kind": "evaluation", "city": "chicago", "outcome": "dashboard-test-row"}
+    payload = {"intent": "limit", "execution": "maker", "outcome": "dashboard-test-row"}
     with connect(store.settings) as conn:
         row = conn.execute(
             "INSERT INTO exec.decisions (mode, run_id, ts, ticker, payload) "

@@ -66,3 +66,27 @@ def test_readiness_says_not_enough_paper_data(store: Store) -> None:
         (v,) = readiness.verdicts(conn)
     assert v["city"] == "chicago"
     assert v["verdict"].startswith("not enough paper data (1 of 28 days)")
+
+
+def test_the_future_does_not_move_what_now_shows(store: Store) -> None:
+    """Rows after NOW (a later minute, a 200 °F reading) change nothing the Now page shows
+    for NOW; written in a transaction that is rolled back."""
+    with connect(store.settings) as conn:
+        before = queries.now_state(conn, NOW)
+        later = NOW + dt.timedelta(minutes=5)
+        conn.execute(
+            "INSERT INTO pmf.minute (ticker, ts, mc_version, city, event_ticker, p_wx) "
+            "SELECT ticker, %s, mc_version, city, event_ticker, 0.5 FROM pmf.minute "
+            "WHERE ts = %s ON CONFLICT (ticker, ts, mc_version) DO UPDATE SET p_wx = 0.5",
+            (later, NOW),
+        )
+        conn.execute(
+            "INSERT INTO wx.obs (city, source, ts, temp_f) SELECT city, source, %s, 200 "
+            "FROM wx.obs WHERE city = 'chicago' GROUP BY city, source",
+            (later,),
+        )
+        after = queries.now_state(conn, NOW)
+        moved = queries.now_state(conn, later)
+        conn.rollback()
+    assert after["cities"] == before["cities"]
+    assert moved["cities"][0]["events"][0]["running_max"] == 200.0  # the change is visible

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from kwx.backtest.ledger import FillRecord, Settlement
@@ -115,6 +115,23 @@ def daily_interval(daily_pnl: list[float], level_z: float = 1.96) -> tuple[float
     return mean, mean - half, mean + half
 
 
+def _money(value: Any) -> Any:
+    """Money strings at their exact value, with no storage padding: ``-24.65000000`` (a sum of
+    numeric(8,6) prices) shows as ``-24.65``, a sub-cent fee keeps its digits."""
+    if isinstance(value, dict):
+        return {k: _money(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_money(v) for v in value]
+    if isinstance(value, str) and "." in value:
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            return value
+        cents = d.quantize(Decimal("0.01"))
+        return str(cents) if cents == d else str(d.normalize())
+    return value
+
+
 def run_summary(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
     """One run's card: what it assumed, its metrics, its daily series and the interval."""
     m = run_metrics(conn, str(run["mode"]), int(run["run_id"]))
@@ -124,7 +141,7 @@ def run_summary(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = jsonable(
         {
             **card,
-            "metrics": metrics_dict(m),
+            "metrics": _money(metrics_dict(m)),
             "daily": {
                 "date": [d.isoformat() for d in m.daily["climate_date"]] if daily else [],
                 "pnl": daily,

@@ -211,6 +211,7 @@ def risk_state(conn: Conn, mode: str, run_id: int) -> Row | None:
         """
         SELECT ts, payload->'risk' AS risk FROM exec.decisions
         WHERE mode = %s AND run_id = %s AND payload->>'kind' = 'evaluation'
+          AND payload ? 'risk'
         ORDER BY ts DESC, decision_id DESC LIMIT 1
         """,
         (mode, run_id),
