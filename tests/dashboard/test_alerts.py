@@ -22,7 +22,7 @@ from werkzeug import Request, Response
 
 from kwx.config import Settings
 from kwx.dashboard import alerts
-from kwx.dashboard.settings import MonitorSettings
+from kwx.dashboard.settings import MonitorSettings, WebhookFormat
 from kwx.store.engine import connect
 from tests.conftest import needs_data
 from tests.dashboard.conftest import Store
@@ -97,7 +97,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("fmt", ["json", "slack", "telegram"])
 def test_each_condition_fires_once_to_the_webhook_without_secrets(
-    settings: Settings, httpserver: HTTPServer, fmt: str
+    settings: Settings, httpserver: HTTPServer, fmt: WebhookFormat
 ) -> None:
     received: list[bytes] = []
 

@@ -129,7 +129,8 @@ def test_numbers_shown_are_the_stores(browser: Any, base_url: str, store: Store)
             "WHERE p.ts = %s AND m.climate_date = %s",
             (dt.datetime(2024, 12, 5, 16, tzinfo=dt.UTC), dt.date(2024, 12, 5)),
         ).fetchall()
-    brier = sum((float(p) - (r == "yes")) ** 2 for p, r in rows) / len(rows)  # type: ignore[arg-type]
+    outcomes = [(float(str(p)), 1.0 if r == "yes" else 0.0) for p, r in rows]
+    brier = sum((p - y) ** 2 for p, y in outcomes) / len(outcomes)
     cell = browser.find_element(By.CSS_SELECTOR, '#headline tr[data-model="p_wx"] td.brier')
     assert rows and cell.text == f"{brier:.4f}"
 
