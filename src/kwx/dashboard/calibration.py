@@ -13,8 +13,11 @@ weighted and the reads cheap (an index lookup per day, not a scan of the city-ye
 * PIT of the morning Tmax distribution: where the settled maximum fell among the stored
   quantiles (q05, q25, q50, q75, q95); a calibrated model puts 5/20/25/25/20/5 % in the bins.
 * Σp (p_wx and raw p_fused over the event) and the ruled-out mass (p_wx on brackets whose
-  top is already below the running maximum at that minute): both say whether the Monte Carlo
-  is healthy (Σp ≈ 1, ruled-out mass ≈ 0).
+  top is already below the observed running maximum at that minute): both say whether the
+  Monte Carlo is healthy (Σp ≈ 1, ruled-out mass ≈ 0). The observed maximum is the best-ranked
+  source's (a proxy such as ERA5 where no station feed is stored), not the official value the
+  model conditions on, so a small mass on the bracket just below it is the measurement model
+  at work; a large or persistent one is not.
 """
 
 from __future__ import annotations

@@ -109,9 +109,12 @@ def verdicts(
             },
             "pnl": {
                 "ok": pnl_ok,
-                "text": f"net {m.net_pnl} over {len(daily)} days; mean/day {mean:.2f} "
-                f"[{lo:.2f}, {hi:.2f}] 95%"
-                + (" — ahead" if pnl_ok else " — tie or behind" if daily else " — no P&L"),
+                "text": (
+                    f"net {m.net_pnl} over {len(daily)} days; mean/day {mean:.2f} "
+                    f"[{lo:.2f}, {hi:.2f}] 95% — " + ("ahead" if pnl_ok else "tie or behind")
+                )
+                if daily
+                else "no settled paper P&L",
                 "net_pnl": m.net_pnl,
             },
             "calibration": cal,

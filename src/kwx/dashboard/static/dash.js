@@ -26,9 +26,18 @@ function table(id, cols, rows, rowAttrs) {
   return `<table id="${id}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 function status(text) { document.getElementById("status").textContent = text; }
+function titled(obj) {
+  // plotly.js 3 takes titles as {text}; the pages write plain strings.
+  for (const k of ["title", "xaxis", "yaxis", "yaxis2"]) {
+    if (!obj[k]) continue;
+    if (k === "title" && typeof obj.title === "string") obj.title = { text: obj.title };
+    else if (typeof obj[k].title === "string") obj[k].title = { text: obj[k].title };
+  }
+  return obj;
+}
 function plot(id, traces, layout) {
   const el = document.getElementById(id);
-  if (el) Plotly.react(el, traces, Object.assign({ margin: { t: 30, l: 50, r: 20, b: 40 } }, layout), PLOT_CFG);
+  if (el) Plotly.react(el, traces, titled(Object.assign({ margin: { t: 40, l: 50, r: 50, b: 40 } }, layout)), PLOT_CFG);
 }
 
 // ------------------------------------------------------------------ Now
@@ -188,7 +197,7 @@ function renderModels(d) {
     plot("mc", [
       { type: "scatter", mode: "lines", name: "Σ p_wx", x: c.mc.day, y: c.mc.sum_p_wx },
       { type: "scatter", mode: "lines", name: "Σ p_fused (raw)", x: c.mc.day, y: c.mc.sum_p_fused },
-      { type: "scatter", mode: "lines", name: "ruled-out p_wx mass", x: c.mc.day, y: c.mc.ruled_out, yaxis: "y2" },
+      { type: "scatter", mode: "lines", name: "p_wx below the observed running max", x: c.mc.day, y: c.mc.ruled_out, yaxis: "y2" },
     ], { title: "Monte Carlo health at 10:00", yaxis2: { overlaying: "y", side: "right", title: "ruled out" } });
   }
 }
