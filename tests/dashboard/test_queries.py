@@ -90,3 +90,22 @@ def test_the_future_does_not_move_what_now_shows(store: Store) -> None:
         conn.rollback()
     assert after["cities"] == before["cities"]
     assert moved["cities"][0]["events"][0]["running_max"] == 200.0  # the change is visible
+
+
+def test_decision_filters(store: Store) -> None:
+    with connect(store.settings) as conn:
+        everything = queries.decisions(conn, mode="paper", limit=10_000)
+        chicago = queries.decisions(conn, mode="paper", city="chicago", limit=10_000)
+        miami = queries.decisions(conn, mode="paper", city="miami")
+        evaluations = queries.decisions(conn, mode="paper", kind="evaluation")
+        newest = everything[0]["decision_id"]
+        after = queries.decisions(conn, mode="paper", after_id=newest - 1)
+        run = queries.decisions(conn, mode="backtest", run_id=store.backtest.run_id, limit=10**4)
+        (stored,) = conn.execute(
+            "SELECT count(*) FROM exec.decisions WHERE mode = 'backtest' AND run_id = %s",
+            (store.backtest.run_id,),
+        ).fetchall()
+    assert len(everything) > 1 and len(chicago) == len(everything) and miami == []
+    assert evaluations and all(r["kind"] == "evaluation" for r in evaluations)
+    assert [r["decision_id"] for r in after] == [newest]
+    assert run and len(run) == stored[0]

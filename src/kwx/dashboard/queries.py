@@ -376,12 +376,9 @@ def decisions(
         where.append("coalesce(payload->>'kind', payload->>'intent') = %(kind)s")
         params["kind"] = kind
     if city:
-        where.append(
-            "(payload->>'city' = %(city)s OR payload->'bracket'->>'city' = %(city)s "
-            "OR ticker LIKE %(series)s)"
-        )
+        where.append("(payload->>'city' = %(city)s OR ticker LIKE ANY(%(series)s))")
         params["city"] = city
-        params["series"] = _series_prefix(city) + "%"
+        params["series"] = _series_prefixes(city)
     if after_id is not None:
         where.append("decision_id > %(after)s")
         params["after"] = after_id
@@ -407,11 +404,13 @@ def decisions(
     return jsonable(rows)
 
 
-def _series_prefix(city: str) -> str:
+def _series_prefixes(city: str) -> list[str]:
+    """LIKE patterns of the city's tickers: the series and its legacy prefix (HIGHCHI-)."""
     try:
-        return default_registry().by_key(city).series
+        c = default_registry().by_key(city)
     except KeyError:
-        return "\x00"
+        return []
+    return [c.series + "-%", *([c.legacy_prefix + "-%"] if c.legacy_prefix else [])]
 
 
 def market_minutes(
