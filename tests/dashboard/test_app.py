@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import httpx
 import psycopg
 import pytest
-from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from kwx.cli import app as cli
 from kwx.config import Settings
 from kwx.dashboard.app import PLOTLY_JS, Dashboard, check_bind, create_app
+from kwx.dashboard.server import serve_in_thread
 
 PAGES = ("/", "/api/now", "/pnl", "/models", "/decisions", "/api/decisions", "/readiness")
 
 
 def test_every_page_renders_on_an_empty_store(settings: Settings) -> None:
-    client = TestClient(create_app(settings))
+    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as client:
+        _every_page(client)
+
+
+def _every_page(client: httpx.Client) -> None:
     for path in (*PAGES, "/alerts", "/static/dash.js", "/static/dash.css"):
         assert client.get(path).status_code == 200, path
     js = client.get("/static/plotly.min.js")
@@ -25,7 +30,12 @@ def test_every_page_renders_on_an_empty_store(settings: Settings) -> None:
 
 
 def test_a_token_is_required_when_set(settings: Settings) -> None:
-    client = TestClient(create_app(settings, token="t0ken"))
+    app = create_app(settings, token="t0ken")
+    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+        _token(client)
+
+
+def _token(client: httpx.Client) -> None:
     assert client.get("/").status_code == 401
     assert client.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/", headers={"Authorization": "Bearer t0ken"}).status_code == 200
