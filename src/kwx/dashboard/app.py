@@ -121,8 +121,10 @@ class Dashboard:
             return JSONResponse(queries.now_state(conn, self.clock()))
 
     def pnl_page(self, request: Request) -> Response:
+        shown = request.query_params.get("backtests", "")
+        n = min(int(shown), 50) if shown.isdigit() else pnl.BACKTESTS_SHOWN
         with self.conn() as conn:
-            data = pnl.pnl_page(conn)
+            data = pnl.pnl_page(conn, n)
         return self.page("pnl", "P&L", data)
 
     def models_page(self, request: Request) -> Response:

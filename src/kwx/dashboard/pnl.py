@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
@@ -24,7 +25,10 @@ from kwx.backtest.metrics import BacktestMetrics, compute_metrics
 from kwx.backtest.report import metrics_dict
 from kwx.dashboard.queries import Conn, _rows, jsonable
 
-BACKTESTS_SHOWN: Final = 6
+BACKTESTS_SHOWN: Final = 3
+_CACHE_SIZE: Final = 64
+_finished: dict[tuple[str, int, str], dict[str, Any]] = {}
+_lock = threading.Lock()
 
 
 def run_fills(conn: Conn, mode: str, run_id: int) -> list[FillRecord]:
@@ -178,6 +182,27 @@ def runs(conn: Conn, backtests: int = BACKTESTS_SHOWN) -> list[dict[str, Any]]:
     return live + bt
 
 
+def cached_summary(conn: Conn, run: dict[str, Any]) -> dict[str, Any]:
+    """A finished run's card is computed once per process: its fills no longer change (the
+    key includes its finish time). It is kept only once every position it took has settled
+    (none open), since a later settlement changes its P&L; a running run's card is computed
+    every time."""
+    if run.get("finished_at") is None or run.get("status") == "running":
+        return run_summary(conn, run)
+    key = (str(run["mode"]), int(run["run_id"]), str(run["finished_at"]))
+    with _lock:
+        hit = _finished.get(key)
+    if hit is not None:
+        return hit
+    card = run_summary(conn, run)
+    if not card["metrics"]["open_positions"]:
+        with _lock:
+            if len(_finished) >= _CACHE_SIZE:
+                _finished.pop(next(iter(_finished)))
+            _finished[key] = card
+    return card
+
+
 def pnl_page(conn: Conn, backtests: int = BACKTESTS_SHOWN) -> list[dict[str, Any]]:
     """Every run's card for the P&L page (paper and live first, then backtests)."""
-    return [run_summary(conn, r) for r in runs(conn, backtests)]
+    return [cached_summary(conn, r) for r in runs(conn, backtests)]

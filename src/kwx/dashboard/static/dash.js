@@ -119,7 +119,7 @@ function renderPnl(runs) {
   if (!runs.length) { content.innerHTML = '<p class="muted">no backtest, paper or live run in the store</p>'; return; }
   let html = '<p class="muted">Each run on one definition (kwx.backtest.metrics): fills held to settlement, after fees; ' +
     "a backtest's P&L assumes its fill model against recorded quotes, a paper run's its fill model on live quotes, a live run's the exchange's fills. " +
-    "Interval: 95% on the mean daily P&L (days as draws).</p>";
+    "Interval: 95% on the mean daily P&L (days as draws). Every paper and live run and the newest backtests (<code>?backtests=N</code> for more).</p>";
   html += table("runs", [
     { h: "mode", l: 1, f: (r) => esc(r.mode) }, { h: "run", f: (r) => r.run_id }, { h: "city", l: 1, f: (r) => esc(r.city || "") },
     { h: "fill model", l: 1, f: (r) => esc(r.fill_model || "") }, { h: "status", l: 1, f: (r) => esc(r.status) },
