@@ -783,6 +783,7 @@ def _register_areas() -> None:
     from kwx.commands import (
         backtest_cmds,
         book_cmds,
+        dashboard_cmds,
         emos_cmds,
         evaluate_cmds,
         fees_cmds,
@@ -804,6 +805,7 @@ def _register_areas() -> None:
         emos_cmds,
         quotes_cmds,
         book_cmds,
+        dashboard_cmds,
     ):
         area.register(app, bench_app)
 
