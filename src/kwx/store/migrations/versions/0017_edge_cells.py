@@ -1,7 +1,7 @@
 """model.edge_cells: where p_fused has beaten p_mkt out of sample, and so where kwx may enter.
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0016
 Create Date: 2026-12-04
 
 One row per (city, hour bucket, price bucket): the bucket bounds (local hours of the climate
@@ -14,7 +14,7 @@ allowed only when gain_lo > 0. The strategy reads the table once per run.
 from alembic import op
 
 revision = "0017"
-down_revision = "0014"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

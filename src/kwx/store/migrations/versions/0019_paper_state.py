@@ -6,14 +6,14 @@ the same transaction as that step's orders and fills. The next paper run on the 
 starts from it, as a live run starts from the exchange's positions and resting orders.
 
 Revision ID: 0019
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-04
 """
 
 from alembic import op
 
 revision = "0019"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

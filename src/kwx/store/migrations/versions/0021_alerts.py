@@ -1,7 +1,7 @@
 """Alerts: every condition `kwx alerts check` has fired, once per dedup key.
 
 Revision ID: 0021
-Revises: 0014
+Revises: 0019
 Create Date: 2026-12-04
 
 ``dedup_key`` names one occurrence of one condition (``kill_switch:paper:12``,
@@ -14,7 +14,7 @@ message was built from (never a secret); ``sent_at`` / ``send_error`` what the w
 from alembic import op
 
 revision = "0021"
-down_revision = "0014"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
