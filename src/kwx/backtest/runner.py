@@ -442,6 +442,8 @@ def _quote_source_of(prep: Prepared) -> Callable[[Fill], str]:
         return QUOTE_SOURCE_NAMES[int(codes[e, t, ev.tickers.index(fill.ticker)])]
 
     return source
+
+
 def _edge_cell_of(prep: Prepared) -> Callable[[FillRecord], str]:
     """The edge cell of a fill's minute: its city, local hour of the climate day and the
     bracket's p_mkt in the panel at that minute."""
