@@ -32,7 +32,12 @@ from typer.testing import CliRunner
 
 from kwx.backtest.loader import load_raw
 from kwx.backtest.panel import build_panel, executable_quotes
-from kwx.backtest.quote_check import PRICE_BOUND_CENTS, check_fills, load_real_book
+from kwx.backtest.quote_check import (
+    PRICE_BOUND_CENTS,
+    check_fills,
+    load_real_book,
+    pnl_interval,
+)
 from kwx.backtest.quote_fit import fit_quote_model, latest_quote_model, save_quote_model
 from kwx.backtest.quote_model import QuoteModel
 from kwx.backtest.runner import QuoteMode, hide_book, run_backtest
@@ -204,6 +209,10 @@ def test_prints_only_taker_fills_are_not_better_than_the_real_book(
         total = sum((r.pnl for r in out.quote_sources), Decimal(0))
         assert total == out.metrics.net_pnl
     assert runs["prints"].metrics.contracts_traded <= runs["real"].metrics.contracts_traded
+    real_run = runs["real"]
+    per = 100 * float(real_run.metrics.net_pnl / real_run.metrics.contracts_traded)
+    interval = pnl_interval(real_run)
+    assert interval is not None and interval[0] <= per <= interval[1]
 
 
 def test_rebuilt_quotes_have_no_look_ahead(real: Settings, model: QuoteModel) -> None:

@@ -78,7 +78,7 @@ def _table(result: dict[str, Any]) -> Table:
     for col in (
         "fill model",
         "contracts real / prints",
-        "¢/contract real / prints",
+        "¢/contract real / prints (95% CI by day)",
         "taker better than real ¢ (real run)",
         "taker better than real ¢ prints: mean [p10, p50, p90]",
         "maker through real / prints",
@@ -90,13 +90,18 @@ def _table(result: dict[str, Any]) -> Table:
     def num(x: float | None, fmt: str = "{:+.2f}") -> str:
         return "—" if x is None else fmt.format(x)
 
+    def ci(run: dict[str, Any]) -> str:
+        iv = run["pnl_per_contract_ci95"]
+        return "" if iv is None else f"[{iv[0]:+.1f}, {iv[1]:+.1f}]"
+
     for name, r in result["fill_models"].items():
         re, pr = r["real"], r["prints"]
         pt = pr["taker"]
         table.add_row(
             name,
             f"{re['contracts']:,.0f} / {pr['contracts']:,.0f}",
-            f"{num(re['pnl_per_contract_cents'])} / {num(pr['pnl_per_contract_cents'])}",
+            f"{num(re['pnl_per_contract_cents'])} {ci(re)} / "
+            f"{num(pr['pnl_per_contract_cents'])} {ci(pr)}",
             num(re["taker"]["mean"]),
             f"{num(pt['mean'])} [{num(pt['p10'])}, {num(pt['p50'])}, {num(pt['p90'])}]",
             f"{num(re['maker']['traded_through_share'], '{:.0%}')} / "
@@ -227,6 +232,8 @@ def bench_quotes(
             name: {
                 "pnl_per_contract_real": r["real"]["pnl_per_contract_cents"],
                 "pnl_per_contract_prints": r["prints"]["pnl_per_contract_cents"],
+                "pnl_ci95_real": r["real"]["pnl_per_contract_ci95"],
+                "pnl_ci95_prints": r["prints"]["pnl_per_contract_ci95"],
                 "contracts_real": r["real"]["contracts"],
                 "contracts_prints": r["prints"]["contracts"],
                 "taker_better_real": r["real"]["taker"]["mean"],
