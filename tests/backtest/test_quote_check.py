@@ -16,9 +16,11 @@ on the last two (never the days it saw). Then:
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,7 +34,12 @@ from typer.testing import CliRunner
 
 from kwx.backtest.loader import load_raw
 from kwx.backtest.panel import build_panel, executable_quotes
-from kwx.backtest.quote_check import PRICE_BOUND_CENTS, check_fills, load_real_book
+from kwx.backtest.quote_check import (
+    PRICE_BOUND_CENTS,
+    check_fills,
+    load_real_book,
+    pnl_interval,
+)
 from kwx.backtest.quote_fit import fit_quote_model, latest_quote_model, save_quote_model
 from kwx.backtest.quote_model import QuoteModel
 from kwx.backtest.runner import QuoteMode, hide_book, run_backtest
@@ -204,21 +211,28 @@ def test_prints_only_taker_fills_are_not_better_than_the_real_book(
         total = sum((r.pnl for r in out.quote_sources), Decimal(0))
         assert total == out.metrics.net_pnl
     assert runs["prints"].metrics.contracts_traded <= runs["real"].metrics.contracts_traded
+    real_run = runs["real"]
+    per = 100 * float(real_run.metrics.net_pnl / real_run.metrics.contracts_traded)
+    interval = pnl_interval(real_run)
+    assert interval is not None and interval[0] <= per <= interval[1]
 
 
 def test_rebuilt_quotes_have_no_look_ahead(real: Settings, model: QuoteModel) -> None:
+    """Drop every trade and candle from a cut on (in memory: load_raw commits, so a DELETE
+    in the store would outlive the test): the quotes before the cut do not move."""
     cut = dt.datetime(2025, 5, 6, 17, 0, tzinfo=dt.UTC)
     with connect(real) as conn:
-        before = executable_quotes(
-            build_panel(hide_book(load_raw(conn, CHICAGO, *CHECK))), 120, model
-        )
-        try:
-            conn.execute("DELETE FROM md.trades WHERE created_time >= %s", (cut,))
-            conn.execute("DELETE FROM md.candles_1m WHERE ts >= %s", (cut,))
-            raw = load_raw(conn, CHICAGO, *CHECK)
-            after = executable_quotes(build_panel(hide_book(raw)), 120, model)
-        finally:
-            conn.rollback()
+        raw = load_raw(conn, CHICAGO, *CHECK)
+    cut_us = int(cut.timestamp()) * 1_000_000
+    cut_min = int(cut.timestamp()) // 60
+    past = replace(
+        raw,
+        trades=raw.trades[raw.trades["ts_us"] < cut_us],
+        candles=raw.candles[raw.candles["minute"] < cut_min],
+    )
+    assert len(past.trades) < len(raw.trades)
+    before = executable_quotes(build_panel(hide_book(raw)), 120, model)
+    after = executable_quotes(build_panel(hide_book(past)), 120, model)
     e = 1
     t = int((cut - raw.events[e].day_start).total_seconds() // 60)
     for b, a in ((before[0], after[0]), (before[1], after[1]), (before[2], after[2])):
@@ -234,3 +248,23 @@ def test_quote_check_refuses_days_the_model_was_fitted_on(
 
     with connect(real) as conn, pytest.raises(ValueError, match="overlaps the checked days"):
         quote_check(conn, real, "chicago", FIT[1], CHECK[0], model, fill_models=["taker"])
+
+
+def test_quotes_fit_and_check_commands(real: Settings) -> None:
+    out = _ok(["quotes", "fit", "--from", str(FIT[0]), "--to", str(FIT[1]), "--version", "cli"])
+    assert "quote model 'cli'" in out
+    with connect(real) as conn:
+        stored = latest_quote_model(conn, "cli")
+    assert stored is not None and stored[1].fit_info_["fit_to"] == str(FIT[1])
+    out = _ok(["quotes", "check", "--from", str(CHECK[0]), "--to", str(CHECK[1]),
+               "--fit-from", str(FIT[0]), "--fit-to", str(FIT[1]), "--fill-model", "taker",
+               "--json"])  # fmt: skip
+    result = json.loads(out.strip().splitlines()[-1])
+    taker = result["fill_models"]["taker"]
+    assert taker["real"]["taker"]["mean"] == pytest.approx(-1.0)
+    assert taker["price_check"] == "ok"
+    assert result["quote_model_fit"]["fit_to"] == str(FIT[1])
+    bad = runner.invoke(app, ["quotes", "check", "--from", str(FIT[1]), "--to", str(CHECK[0]),
+                              "--fit-from", str(FIT[0]), "--fit-to", str(FIT[1])],
+                        env={"COLUMNS": "300"})  # fmt: skip
+    assert bad.exit_code == 1 and "overlaps the checked days" in bad.output
