@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 
@@ -53,13 +54,23 @@ def alerts_check(
     from kwx.config import get_settings
     from kwx.dashboard.alerts import check
     from kwx.dashboard.settings import MonitorSettings
-    from kwx.store.engine import connect
+    from kwx.store.engine import StoreError, connect
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings, ms = get_settings(), MonitorSettings()
+    log = logging.getLogger("kwx.alerts")
     while True:
-        with connect(settings) as conn:
-            out = check(conn, settings, ms)
+        try:
+            with connect(settings) as conn:
+                out = check(conn, settings, ms)
+        except (StoreError, psycopg.Error) as exc:
+            # A check that cannot reach the store says so and, in a loop, tries again: the
+            # watcher must outlive a database restart.
+            log.error("alerts check failed: %s", type(exc).__name__)
+            if once:
+                raise typer.Exit(code=1) from exc
+            time.sleep(interval)
+            continue
         print(
             json.dumps(
                 {
