@@ -39,6 +39,7 @@ from kwx.backtest.quote_check import (
     check_fills,
     load_real_book,
     pnl_interval,
+    without_edge_gate,
 )
 from kwx.backtest.quote_fit import fit_quote_model, latest_quote_model, save_quote_model
 from kwx.backtest.quote_model import QuoteModel

@@ -224,6 +224,17 @@ def pnl_interval(
     return float(lo), float(hi)
 
 
+def without_edge_gate(config: StrategyConfig | None = None) -> StrategyConfig:
+    """The strategy the check runs: the given one (default: the default) with the edge gate
+    off. The check measures how kind rebuilt quotes are against the real book, and that needs
+    fills; the edge gate would shut every cell not measured as open on other days, and whether
+    to trade at all is the edge's question, not the quotes'."""
+    base = config or StrategyConfig()
+    return base.model_copy(
+        update={"execution": base.execution.model_copy(update={"edge_gate": False})}
+    )
+
+
 def quote_check(
     conn: Conn,
     settings: Settings,
@@ -262,7 +273,7 @@ def quote_check(
                 date_from,
                 date_to,
                 fill_model=name,
-                config=config,
+                config=without_edge_gate(config),
                 mc_version=mc_version,
                 classifier_horizon=None,
                 write_report_file=False,
