@@ -189,6 +189,7 @@ def test_prints_only_taker_fills_are_not_better_than_the_real_book(
                 "chicago",
                 *CHECK,
                 fill_model="taker",
+                config=without_edge_gate(),
                 classifier_horizon=None,
                 write_report_file=False,
                 journal=False,
