@@ -86,7 +86,7 @@ def evaluated(
         args = [
             "evaluate", "--from", str(SCORED[0]), "--to", str(SCORED[1]), "--city", "chicago",
             "--fill-model", "taker", "--paths", "300", "--train-days", "40",
-            "--weather-fit-days", "60", "--step-days", "2", "--out", str(page), "--json",
+            "--weather-fit-days", "60", "--step-days", "10", "--out", str(page), "--json",
         ]  # fmt: skip
         result = runner.invoke(app, args, env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
@@ -111,23 +111,34 @@ def test_no_fit_sees_a_scored_day(evaluated: tuple[str, dict[str, Any], Path]) -
             "SELECT max(date_to) FROM wx.tmax_shift WHERE city = 'chicago' AND version = 'eval'"
         ).fetchone()
         assert shift is not None and shift[0] == FITS_END
+        train_days = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT climate_date FROM kalshi.markets WHERE series_ticker = "
+                "'KXHIGHCHI' AND settled_tmax IS NOT NULL AND climate_date BETWEEN %s AND %s "
+                "ORDER BY 1",
+                (WINDOW_FROM, FITS_END),
+            ).fetchall()
+        ]
+        edge_from = train_days[len(train_days) // 2]
         folds = conn.execute(
             "SELECT version, train_from, train_to FROM model.fusion_config "
             "WHERE city = 'chicago' AND version LIKE 'eval-walk@%' ORDER BY version"
         ).fetchall()
-        # Two-day folds over three scored days: fold starts 11-12 and 11-14, each fitted on
-        # the days up to two before its start (the day before is published that morning).
-        assert [v for v, _, _ in folds] == ["eval-walk@2024-11-12", "eval-walk@2024-11-14"]
-        first_train = conn.execute(
-            "SELECT min(climate_date) FROM kalshi.markets WHERE series_ticker = 'KXHIGHCHI' "
-            "AND settled_tmax IS NOT NULL AND climate_date >= %s",
-            (WINDOW_FROM,),
-        ).fetchone()
-        assert first_train is not None
-        for version, train_from, train_to in folds:
-            start = dt.date.fromisoformat(str(version).split("@")[1])
-            assert train_from == first_train[0]
+        # The anchored pool is walked forward from the middle of the training days in 10-day
+        # folds, each fitted on the days up to two before its start (the day before is
+        # published that morning); the scored days fall in the last folds.
+        starts = [dt.date.fromisoformat(str(v).split("@")[1]) for v, _, _ in folds]
+        assert starts == [edge_from + dt.timedelta(days=10 * i) for i in range(len(starts))]
+        assert starts[-1] <= SCORED[1] < starts[-1] + dt.timedelta(days=10)
+        for (_, train_from, train_to), start in zip(folds, starts, strict=True):
+            assert train_from == train_days[0]
             assert train_to == start - dt.timedelta(days=2)
+        cells = conn.execute(
+            "SELECT min(scored_from), max(scored_to) FROM model.edge_cells WHERE city = 'chicago'"
+        ).fetchone()
+        # The edge cells the backtest trades in were measured before the range, out of sample.
+        assert cells is not None and (cells[0], cells[1]) == (edge_from, FITS_END)
         runs = conn.execute(
             "SELECT params->'data'->>'date_to' FROM model.runs WHERE city = 'chicago'"
         ).fetchall()

@@ -110,3 +110,41 @@ def latest_quote_model(conn: Conn, version: str | None = None) -> tuple[str, Quo
         return None
     text = row[1] if isinstance(row[1], str) else json.dumps(row[1])
     return str(row[0]), QuoteModel.from_json(text)
+
+
+def real_quote_window(conn: Conn) -> tuple[str, dt.date, dt.date] | None:
+    """The city and climate-date span with the most real bid/ask minutes in the store (the
+    window a quote model can be fitted on), or None when no candle carries a real bid."""
+    row = conn.execute(
+        "SELECT m.series_ticker, min(m.climate_date), max(m.climate_date), count(*) "
+        "FROM md.candles_1m c JOIN kalshi.markets m USING (ticker) "
+        "WHERE c.yes_bid_close IS NOT NULL AND m.climate_date IS NOT NULL "
+        "GROUP BY m.series_ticker ORDER BY count(*) DESC LIMIT 1"
+    ).fetchone()
+    conn.commit()
+    if row is None or not isinstance(row[1], dt.date) or not isinstance(row[2], dt.date):
+        return None
+    return default_registry().resolve(str(row[0])).key, row[1], row[2]
+
+
+def ensure_quote_model(conn: Conn, settings: Settings, version: str = "auto") -> str:
+    """Make sure the store has a quote model, fitting one on its real-quote window if not.
+
+    Why: a backtest without one rebuilds the touch with the legacy print rule, which is kinder
+    than the book (issue 13); every main job should trade on the honest one. The model holds
+    how far the real touch lies from the prints — market microstructure, no outcome — so a
+    window later than the backtested days informs it without look-ahead on what settles.
+    Returns a line saying which model is in use (or that none could be fitted)."""
+    stored = latest_quote_model(conn)
+    if stored is not None:
+        return f"quote model {stored[0]} (stored)"
+    window = real_quote_window(conn)
+    if window is None:
+        return (
+            "no real bid/ask in the store to fit a quote model on: backtests rebuild quotes "
+            "with the legacy print rule and their P&L is not to be believed"
+        )
+    city, first, last = window
+    model = fit_quote_model(conn, settings, city, first, last)
+    save_quote_model(conn, model, version)
+    return f"quote model {version} fitted on {city} {first} → {last} ({model.n_fit_:,} minutes)"

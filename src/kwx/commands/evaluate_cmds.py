@@ -53,6 +53,7 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Plan, run and summarise; the page is written to `out`. Raises ValueError on input."""
     from kwx.backtest.fills import FILL_MODELS
+    from kwx.backtest.quote_fit import ensure_quote_model
     from kwx.config import get_settings
     from kwx.evaluate.page import write_page
     from kwx.evaluate.plan import plan_all
@@ -72,6 +73,8 @@ def run_evaluation(
     settings = get_settings()
     started = time.monotonic()
     with connect(bulk=True) as conn:
+        quote_line = ensure_quote_model(conn, settings)
+        err.print(quote_line)
         plans, skipped = plan_all(
             conn,
             registry,
@@ -105,6 +108,7 @@ def run_evaluation(
                 )
             )
     summary = summarise(results, skipped, first, last)
+    summary["quote_model"] = quote_line
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["page"] = str(write_page(summary, out).resolve())
     return summary

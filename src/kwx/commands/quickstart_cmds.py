@@ -123,8 +123,8 @@ def quickstart(
         params_version=QUICKSTART_MC_VERSION,
     )
 
-    step("4/6 fusion: fit on the training days, apply to all")
-    _fusion(target.key, plan.train[0], plan.train[-1], plan.days[-1])
+    step("4/6 fusion: the anchored pool walked forward, edge cells on the training days")
+    _fusion(target.key, plan.train, plan.days[-1])
 
     step("5/6 move classifiers: train, calibrate on the training days")
     _models(target.key, plan.train[0], plan.train[-1])
@@ -150,31 +150,45 @@ def _fetch(city: str, days: int, last: dt.date | None) -> None:
     ingest_backfill(city, first.isoformat(), last.isoformat(), source=list(PUBLIC_SOURCES))
 
 
-def _fusion(city: str, train_from: dt.date, train_to: dt.date, last: dt.date) -> None:
+def _fusion(city: str, train: list[dt.date], last: dt.date) -> None:
+    """The market-anchored pool walked forward from the middle of the training days, and the
+    edge cells measured on that second half (days the pool never saw): the backtest enters
+    only in cells whose gain over the market was above zero there."""
     from kwx.cli import _fail, console
-    from kwx.pmf.fusion import fit_fusion, run_fusion
+    from kwx.pmf.edge import measure_edge_cells
+    from kwx.pmf.fusion import walk_forward
     from kwx.store.engine import StoreError, connect
 
+    edge_from = train[len(train) // 2]
     try:
         with connect(bulk=True) as conn:
-            config = fit_fusion(
+            folds = walk_forward(
                 conn,
                 city,
-                train_from,
-                train_to,
-                mc_version=QUICKSTART_MC_VERSION,
-                version=QUICKSTART_FUSION_VERSION,
-            )
-            console.print(f"fusion α = {[round(a, 3) for a in config.alpha]}")
-            rows = run_fusion(
-                conn,
-                city,
-                train_from,
+                train[0],
                 last,
+                edge_from,
                 mc_version=QUICKSTART_MC_VERSION,
                 version=QUICKSTART_FUSION_VERSION,
+                model="anchored",
             )
-            console.print(f"p_fused written for {rows:,} bracket-minutes")
+            rows = sum(f.rows for f in folds)
+            console.print(
+                f"anchored pool walked forward in {len(folds)} fold(s) from {edge_from}: "
+                f"p_fused written for {rows:,} bracket-minutes"
+            )
+            cells = measure_edge_cells(
+                conn, city, edge_from, train[-1], mc_version=QUICKSTART_MC_VERSION
+            )
+            opened = [c.label for c in cells if c.open]
+            console.print(
+                f"edge cells measured on {edge_from} → {train[-1]}: "
+                + (
+                    f"{len(opened)} of {len(cells)} open ({', '.join(opened)})"
+                    if opened
+                    else f"none of {len(cells)} open: the strategy will enter nothing"
+                )
+            )
     except (StoreError, ValueError) as exc:
         raise _fail(f"fusion: {exc}") from exc
 
@@ -205,6 +219,7 @@ def _models(city: str, train_from: dt.date, train_to: dt.date) -> None:
 
 
 def _backtest(city: str, date_from: dt.date, date_to: dt.date, fill_model: str, out: Path) -> Path:
+    from kwx.backtest.quote_fit import ensure_quote_model
     from kwx.backtest.report import metrics_json
     from kwx.backtest.runner import run_backtest
     from kwx.cli import _fail, console
@@ -214,6 +229,9 @@ def _backtest(city: str, date_from: dt.date, date_to: dt.date, fill_model: str, 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with connect() as conn:
+            # Quotes no kinder than the book: where the data has no bid/ask the backtest
+            # rebuilds it with the quote model fitted on the store's real-quote window.
+            console.print(f"  {ensure_quote_model(conn, get_settings())}")
             outcome = run_backtest(
                 conn,
                 get_settings(),

@@ -26,6 +26,7 @@ day and the pool is refitted walk-forward inside the range. Verdicts compare p_f
 market's own p_mkt by log-loss of the settled bracket, with a 95% interval that resamples whole
 events: <b>tie</b> means the interval spans zero. Backtest P&amp;L is after fees; read each run's
 quote and fill assumptions in its notes.</p>
+<p>{{ s.quote_model }}</p>
 <h2>Targets</h2>
 <table><tr><th class="l">target</th><th class="l">measured</th><th>result</th></tr>
 {% for t in s.targets %}<tr><td class="l">{{ t.target }}</td><td class="l">{{ t.value|js }}</td>

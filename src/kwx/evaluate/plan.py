@@ -50,6 +50,12 @@ class CityPlan:
         return self.scored[0] - dt.timedelta(days=GAP_DAYS)
 
     @property
+    def edge_from(self) -> dt.date:
+        """The first day whose p_fused is walk-forward inside the training days: the pool's
+        first fold trains on the half before it, the edge cells are measured from it on."""
+        return self.train[len(self.train) // 2]
+
+    @property
     def run_days(self) -> list[dt.date]:
         """Every day the weather model must be run on: the training days and the scored."""
         return [*self.train, *self.scored]

@@ -27,6 +27,7 @@ from kwx.backtest.report import metrics_dict
 from kwx.backtest.runner import run_backtest
 from kwx.config import Settings
 from kwx.evaluate.plan import CityPlan
+from kwx.pmf.edge import measure_edge_cells
 from kwx.pmf.fusion import walk_forward
 from kwx.pmf.market import write_p_mkt
 from kwx.pmf.report import FUSED, fusion_report
@@ -37,6 +38,8 @@ from kwx.weather.skill import collect, score
 Conn = psycopg.Connection[tuple[object, ...]]
 
 FILL_MODELS = ("taker", "maker-a", "maker-b", "queue")
+#: The market-anchored pool (it can only add to p_mkt: shrunk to it where p_wx says nothing).
+POOL_MODEL = "anchored"
 #: Monte Carlo paths for the CRPS re-simulation at the skill hours (a diagnostic, not trading).
 SKILL_PATHS = 1000
 BOOTSTRAP_RESAMPLES = 2000
@@ -180,17 +183,32 @@ def evaluate_city(
     notes = [f"weather model skipped {line}" for line in ran.skipped]
     write_p_mkt(conn, city.key, days[0], days[-1], mc_version=mc_version)
     stage("p_mkt")
+    # The pool is walked forward from the middle of the training days, so that the edge cells
+    # the strategy trades in are measured on days the pool never saw, all before the range.
+    edge_from = plan.edge_from
     walk_forward(
         conn,
         city.key,
         days[0],
         days[-1],
-        plan.scored[0],
+        edge_from,
         step_days=step_days,
         mc_version=mc_version,
         version=f"{mc_version}-walk",
+        model=POOL_MODEL,
     )
     stage("pool walk-forward")
+    cells = measure_edge_cells(conn, city.key, edge_from, plan.fit_to, mc_version=mc_version)
+    opened = [c.label for c in cells if c.open]
+    notes.append(
+        f"edge cells measured on {edge_from} → {plan.fit_to} (walk-forward, before the range): "
+        + (
+            f"{len(opened)} of {len(cells)} open ({', '.join(opened)})"
+            if opened
+            else f"none of {len(cells)} open, so the strategy enters nothing"
+        )
+    )
+    stage("edge cells")
     by_hour = fusion_report(conn, city.key, plan.scored[0], plan.scored[-1], mc_version=mc_version)
     stage("scores")
     skill = score(
