@@ -694,6 +694,9 @@ def weather_diag_skill(
         str | None,
         typer.Option(help="Re-simulate with these wx.mc_params for the CRPS of Tmax samples."),
     ] = "v1",
+    forecast_source: Annotated[
+        str, typer.Option(help="The baseline the run used (vc, emos, climo) for the re-simulation.")
+    ] = "vc",
 ) -> None:
     """RPS/(K−1), Brier, log-loss and CRPS of p_wx vs the market vs climatology by hour."""
     from kwx.registry import UnknownCityError, default_registry
@@ -707,7 +710,15 @@ def weather_diag_skill(
     first, last = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     try:
         with connect() as conn:
-            rows = collect(conn, target, first, last, mc_version, params_version=params_version)
+            rows = collect(
+                conn,
+                target,
+                first,
+                last,
+                mc_version,
+                params_version=params_version,
+                forecast_source=forecast_source,
+            )
     except StoreError as exc:
         raise _fail(str(exc)) from exc
     if not rows:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scoringrules as sr
 
-from kwx.weather.emos import EmosRegressor, crps_normal
+from kwx.weather.emos import EmosRegressor, bracket_probabilities, crps_normal
 from kwx.weather.emos_walk import WalkConfig, raw_member_scores, score_walk, walk_forward
 
 
@@ -126,3 +126,24 @@ def test_walk_forward_per_subset_and_better_than_raw(window: str) -> None:
         assert "nbm" not in used.loc[day].split(",")
     raw = raw_member_scores(frame, pd.Index(result["date"]))
     assert result["crps"].mean() < raw["crps"].min()
+
+
+def test_bracket_probabilities_round_to_whole_degrees_and_sum_to_one() -> None:
+    from decimal import Decimal
+
+    from kwx.domain.brackets import Bracket
+
+    ladder = [
+        Bracket.from_strikes("less", None, Decimal(80)),
+        Bracket.from_strikes("between", Decimal("80"), Decimal("81")),
+        Bracket.from_strikes("between", Decimal("82"), Decimal("83")),
+        Bracket.from_strikes("greater", Decimal(83), None),
+    ]
+    p = bracket_probabilities(81.0, 1.5, ladder)
+    assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    # 80..81 wins for an official 80 or 81: the normal mass on [79.5, 81.5).
+    z = (np.array([79.5, 81.5]) - 81.0) / 1.5
+    from scipy.stats import norm
+
+    assert p[1] == pytest.approx(norm.cdf(z[1]) - norm.cdf(z[0]), rel=1e-9)
+    assert p[1] > p[0] and p[1] > p[3]

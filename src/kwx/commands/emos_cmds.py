@@ -214,31 +214,35 @@ def bench_emos(
     date_from: Annotated[str, typer.Option("--from")] = "2024-01-01",
     date_to: Annotated[str, typer.Option("--to")] = "2024-12-31",
 ) -> None:
-    """Walk-forward EMOS CRPS for the three anchored cities (seasonal window, weekly refit),
-    against the public anchors; one JSON line last."""
-    from kwx.weather.emos_walk import WalkConfig
+    """Walk-forward EMOS CRPS for the three anchored cities against the public anchors: the
+    seasonal window, and the window chosen each day by its trailing 90-day CRPS (out of
+    sample); one JSON line last."""
+    from kwx.weather.emos_eval import AUTO_LABEL, DEFAULT_CONFIGS
 
     first, last = _date(date_from, "--from"), _date(date_to, "--to")
-    out = {}
+    out: dict[str, object] = {}
     for city in ("new_york", "chicago", "miami"):
         try:
-            result = _evaluate_city(city, first, last, (WalkConfig(window="seasonal"),))
+            result = _evaluate_city(city, first, last, DEFAULT_CONFIGS)
         except ValueError as exc:
             err.print(f"[yellow]{city}:[/] {exc}")
             continue
         _print(result)
         configs = result["configs"]
-        assert isinstance(configs, list) and configs
         anchor = result["anchor"]
-        assert isinstance(anchor, dict)
-        out[city] = {
-            "crps": round(configs[0]["crps"], 3),
-            "ci95": [round(configs[0]["crps_lo"], 3), round(configs[0]["crps_hi"], 3)],
-            "anchor": anchor["crps"],
-            "vs_anchor": configs[0]["vs_anchor"],
-            "n": configs[0]["n"],
-            "seconds": result["seconds"],
-        }
+        assert isinstance(configs, list) and isinstance(anchor, dict)
+        pick = {r["config"]: r for r in configs}
+        entry: dict[str, object] = {"anchor": anchor["crps"], "seconds": result["seconds"]}
+        for key, label in (("seasonal", DEFAULT_CONFIGS[2].label()), ("auto", AUTO_LABEL)):
+            if label in pick:
+                r = pick[label]
+                entry[key] = {
+                    "crps": round(r["crps"], 3),
+                    "ci95": [round(r["crps_lo"], 3), round(r["crps_hi"], 3)],
+                    "vs_anchor": r["vs_anchor"],
+                    "n": r["n"],
+                }
+        out[city] = entry
     print(json.dumps({"bench": "emos", "from": first.isoformat(), "to": last.isoformat()} | out))
 
 

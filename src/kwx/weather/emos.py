@@ -24,6 +24,7 @@ Walk-forward, bias correction and missing members are handled by `kwx.weather.em
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +33,8 @@ from scipy.optimize import minimize
 from scipy.special import ndtr
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+from kwx.domain.brackets import Bracket
 
 SpreadKind = Literal["members", "last_column", "none"]
 # sigma² never below this (°F²): a zero-variance Gaussian has an infinite CRPS gradient and
@@ -199,3 +202,20 @@ class EmosRegressor(BaseEstimator):  # type: ignore[misc]
         """Mean CRPS (°F) on (X, y): lower is better."""
         mu, sigma = self.predict(X)
         return float(crps_normal(mu, sigma, np.asarray(y, dtype=float)).mean())
+
+
+def bracket_probabilities(mu: float, sigma: float, brackets: Sequence[Bracket]) -> np.ndarray:
+    """P(YES) per bracket when the official maximum is N(mu, sigma²) rounded to whole °F.
+
+    The climate report publishes whole degrees, so bracket [lo, hi] (integers, inclusive) wins
+    with probability Φ((hi + ½ − mu)/sigma) − Φ((lo − ½ − mu)/sigma); an open end is ±∞. A
+    ladder that covers every integer sums to exactly 1. For predictors and pools that want the
+    guidance's own view of the brackets (the day-ahead p_emos) beside the Monte Carlo's.
+    """
+    out = np.empty(len(brackets))
+    for i, bracket in enumerate(brackets):
+        lo, hi = bracket.integer_range()
+        upper = 1.0 if hi is None else float(ndtr((hi + 0.5 - mu) / sigma))
+        lower = 0.0 if lo is None else float(ndtr((lo - 0.5 - mu) / sigma))
+        out[i] = max(upper - lower, 0.0)
+    return out

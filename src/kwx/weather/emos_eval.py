@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kwx.weather.emos_walk import WalkConfig, raw_member_scores, score_walk, walk_forward
+from kwx.weather.emos_walk import (
+    WalkConfig,
+    raw_member_scores,
+    score_walk,
+    walk_forward,
+    walk_forward_auto,
+)
 
 # city key → (what the anchor is, its walk-forward CRPS in °F)
 ANCHORS: dict[str, tuple[str, float]] = {
@@ -24,6 +30,7 @@ ANCHORS: dict[str, tuple[str, float]] = {
     "chicago": ("Midway MOS", 1.87),
     "miami": ("Miami MOS", 0.91),
 }
+AUTO_LABEL = "auto: best of the above by trailing 90-day CRPS"
 DEFAULT_CONFIGS: tuple[WalkConfig, ...] = (
     WalkConfig(window="rolling", window_days=365),
     WalkConfig(window="rolling", window_days=90),
@@ -65,13 +72,20 @@ def evaluate(
     date_to: dt.date,
     configs: tuple[WalkConfig, ...] = DEFAULT_CONFIGS,
     seed: int = 0,
+    auto: bool = True,
 ) -> tuple[list[EvalRow], pd.DataFrame]:
-    """One row per configuration, and the raw members' scores on the last one's days."""
+    """One row per configuration (+ the trailing-CRPS choice among them when there are
+    several), and the raw members' scores on the last one's days."""
     rows: list[EvalRow] = []
     raw = pd.DataFrame(columns=["model", "crps", "bias", "n"])
-    for config in configs:
+    runs: list[tuple[str, pd.DataFrame]] = [
+        (c.label(), walk_forward(frame, date_from, date_to, c)) for c in configs
+    ]
+    if auto and len(configs) > 1:
+        runs.append((AUTO_LABEL, walk_forward_auto(frame, date_from, date_to, configs)))
+    for label, walk in runs:
         rng = np.random.default_rng(seed)
-        scored = score_walk(walk_forward(frame, date_from, date_to, config))
+        scored = score_walk(walk)
         if scored.empty:
             continue
         raw = raw_member_scores(frame, pd.Index(scored["date"]))
@@ -85,7 +99,7 @@ def evaluate(
         dlo, dhi = bootstrap_mean(diff[ok], rng)
         rows.append(
             EvalRow(
-                config.label(),
+                label,
                 float(scored["crps"].mean()),
                 lo,
                 hi,

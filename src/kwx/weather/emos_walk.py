@@ -227,3 +227,56 @@ def raw_member_scores(frame: pd.DataFrame, days: pd.Index) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["model", "crps", "bias", "n"])
+
+
+def walk_forward_auto(
+    frame: pd.DataFrame,
+    date_from: dt.date,
+    date_to: dt.date,
+    configs: tuple[WalkConfig, ...],
+    lookback_days: int = 90,
+    gap_days: int = 2,
+) -> pd.DataFrame:
+    """Each day, the configuration whose walk-forward CRPS over the last ``lookback_days``
+    settled days (up to D − ``gap_days``) was lowest; the first one until any is scored.
+
+    Why: which window wins differs by station (a seasonal one in New York and Chicago, a long
+    rolling one with a trailing bias in Miami, 2024); picking it on the past only keeps the
+    choice itself out of sample, unlike picking the best row of an evaluation table.
+    """
+    warm = date_from - dt.timedelta(days=lookback_days + gap_days)
+    walks = [
+        score_walk_all(walk_forward(frame, warm, date_to, c)).set_index("date") for c in configs
+    ]
+    out = []
+    for day in sorted(set().union(*(w.index[w.index >= date_from] for w in walks))):
+        cutoff = day - dt.timedelta(days=gap_days)
+        start = cutoff - dt.timedelta(days=lookback_days)
+        scores = []
+        for w in walks:
+            past = w["crps"][(w.index > start) & (w.index <= cutoff)].dropna()
+            scores.append(float(past.mean()) if len(past) else np.inf)
+        best = int(np.argmin(scores)) if np.isfinite(min(scores)) else 0
+        if day not in walks[best].index:
+            continue
+        row = walks[best].loc[day]
+        out.append(
+            {
+                "date": day,
+                "mu": float(row["mu"]),
+                "sigma": float(row["sigma"]),
+                "y": float(row["y"]),
+                "members": f"{row['members']} ({configs[best].label()})",
+                "n_train": int(row["n_train"]),
+            }
+        )
+    return pd.DataFrame(out, columns=["date", "mu", "sigma", "y", "members", "n_train"])
+
+
+def score_walk_all(result: pd.DataFrame) -> pd.DataFrame:
+    """Like `score_walk`, keeping unsettled days (their CRPS is NaN)."""
+    scored = result.copy()
+    scored["crps"] = crps_normal(
+        scored["mu"].to_numpy(), scored["sigma"].to_numpy(), scored["y"].to_numpy()
+    )
+    return scored

@@ -101,14 +101,20 @@ def _climatology(history: pd.DataFrame, day: dt.date, brackets: list[Bracket]) -
 
 
 def _wx_samples(
-    conn: Conn, city: City, day: dt.date, params_version: str, paths: int, seed: int
+    conn: Conn,
+    city: City,
+    day: dt.date,
+    params_version: str,
+    paths: int,
+    seed: int,
+    forecast_source: str = "vc",
 ) -> dict[int, np.ndarray] | None:
     """Tmax samples of the weather model at each evaluation hour, re-simulated."""
     from kwx.weather.mc import run_day
     from kwx.weather.run_day import day_rng, load_day
 
     try:
-        inputs = load_day(conn, city, day, version=params_version)
+        inputs = load_day(conn, city, day, version=params_version, forecast_source=forecast_source)
     except ValueError:
         conn.rollback()
         return None
@@ -151,9 +157,11 @@ def collect(
     params_version: str | None = None,
     paths: int = 4000,
     seed: int = 0,
+    forecast_source: str = "vc",
 ) -> list[EventHour]:
     """Scored event-hours; with ``params_version`` the weather model is re-simulated at the
-    evaluation minutes for the CRPS of its Tmax samples (else CRPS is left out for p_wx)."""
+    evaluation minutes for the CRPS of its Tmax samples (else CRPS is left out for p_wx), on
+    the baseline ``forecast_source`` the stored run used (`kwx weather backfill`'s)."""
     events = conn.execute(
         "SELECT DISTINCT event_ticker, climate_date FROM kalshi.markets WHERE series_ticker = %s "
         "AND climate_date BETWEEN %s AND %s AND settled_tmax IS NOT NULL ORDER BY 2",
@@ -191,7 +199,7 @@ def collect(
         clim = _climatology(history, day, brackets)
         clim_samples = _climatology_samples(history, day)
         wx_samples = (
-            _wx_samples(conn, city, day, params_version, paths, seed)
+            _wx_samples(conn, city, day, params_version, paths, seed, forecast_source)
             if params_version is not None
             else None
         )
