@@ -129,7 +129,7 @@ def test_choose_strength_keeps_the_market_when_the_data_says_nothing() -> None:
     """Winners drawn from the market itself: on five data sets a prior at least as strong as
     λ = 1 is kept in every hour bucket; winners drawn from TRUE free the pool (λ ≤ 0.01)."""
     days = np.repeat(np.arange(120), 50)
-    kept = []
+    kept: list[bool] = []
     for seed in range(5):
         inputs = _inputs(6_000, 20 + seed)
         winner = _draw(_truth(PRIOR), inputs, 40 + seed)

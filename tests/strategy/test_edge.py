@@ -78,7 +78,7 @@ def test_no_measured_cells_enters_nothing_and_says_so_but_still_exits() -> None:
     # Holding YES the model now prices far below the bid: the exit is never gated.
     held = [bracket(A, "0.60", "0.62", p=0.30)]
     holding = account(positions={A: position(A, "10", "5.00")})
-    out = s.on_event(snapshot(minute(0), held), holding)  # type: ignore[arg-type]
+    out = s.on_event(snapshot(minute(0), held), holding)
     assert any(isinstance(i, PlaceTaker) and i.action == "sell" for i in out)
 
 

@@ -137,6 +137,7 @@ class EdgeSection:
             "open_cells": self.open_cells,
             "entries_blocked": self.block,
             "by_cell": [
-                {k: value(k, v) for k, v in r.items()} for r in self.by_cell.to_dict("records")
+                {str(k): value(str(k), v) for k, v in r.items()}
+                for r in self.by_cell.to_dict("records")
             ],
         }

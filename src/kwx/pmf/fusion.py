@@ -192,7 +192,7 @@ def _config_of(city: str, row: tuple[object, ...]) -> FusionConfig:
                 f"model.fusion_config {city}/{version}: terms {params.get('terms')} "
                 f"differ from this code's {list(TERMS)}; refit it"
             )
-        strength = params.get("strength")
+        strength = params.get("strength") or []
         return FusionConfig(
             city=city,
             version=str(version),
