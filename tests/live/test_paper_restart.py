@@ -224,20 +224,21 @@ def test_paper_killed_mid_day_then_restarted_ends_like_an_uninterrupted_run(
     second_run = _drive(sim, day_settings, proc2, kill_at + MINUTE, UNTIL, {first_run})
     stats = _finish(proc2)
 
-    assert stats["restored"]["from_run"] == first_run
-    assert stats["restored"]["positions"] > 0 and stats["restored"]["resting"] > 0
-    assert stats["interrupted_runs"] == [first_run]
-    assert _paper_runs(day_settings, sim.rest_url) == [
-        (first_run, "interrupted", True),
-        (second_run, "done", True),
-    ]
-    assert _fills(day_settings, [first_run, second_run]) == reference
+    # The outcome first (what a flat restart gets wrong), then the bookkeeping.
     positions = _positions(day_settings, second_run)
     assert positions == ref_positions
+    assert _fills(day_settings, [first_run, second_run]) == reference
     limit = RiskConfig().max_position
     assert all(abs(p[0]) <= limit for p in positions.values())
     assert _resting_left(day_settings, [first_run, second_run]) == 0
     assert _resting_left(day_settings, [ref_run]) == 0
+    assert _paper_runs(day_settings, sim.rest_url) == [
+        (first_run, "interrupted", True),
+        (second_run, "done", True),
+    ]
+    assert stats["restored"]["from_run"] == first_run
+    assert stats["restored"]["positions"] > 0 and stats["restored"]["resting"] > 0
+    assert stats["interrupted_runs"] == [first_run]
 
 
 def _kill_point(settings: Settings, ref_run: int) -> dt.datetime:

@@ -139,5 +139,10 @@ def test_the_newest_paper_state_of_the_exchange_is_found(settings: Settings) -> 
         conn.commit()
         found = latest_paper_state(conn, "x", third)
         assert found is not None and found[0] == second and found[1]["n"] == 2
+        assert found[2] is True  # still 'running': the caller refuses to share its account
+        conn.execute("UPDATE exec.live_runs SET status = 'done' WHERE run_id = %s", (second,))
+        conn.commit()
+        found = latest_paper_state(conn, "x", third)
+        assert found is not None and found[2] is False
         assert latest_paper_state(conn, "elsewhere", third) is None
         assert latest_paper_state(conn, "x", first) is None

@@ -58,6 +58,9 @@ _PEM: Final = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL
 )
 
+# Every shape above needs one of these words in the text.
+_TRIGGERS: Final = ("key", "auth", "cookie", "token", "secret", "sign", "passw", "bearer", "basic")
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -73,18 +76,25 @@ def redact(text: str) -> str:
     """``text`` with every credential (see the module notes) replaced by ``***``."""
     if not text:
         return text
-    out = _PEM.sub(f"-----PRIVATE KEY {REDACTED}-----", text)
-    out = _HEADER_LINE.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _INLINE_HEADER.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _QUOTED_PAIR.sub(lambda m: m.group(1) + REDACTED + m.group(3), out)
-    out = _QUERY.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _SCHEME.sub(lambda m: m.group(1) + " " + REDACTED, out)
+    lowered = text.lower()
+    out = text
+    if any(t in lowered for t in _TRIGGERS):  # most text has none: skip the regexes
+        out = _by_shape(out)
     with _lock:
         known = sorted(_secrets, key=len, reverse=True)
     for secret in known:
         if secret in out:
             out = out.replace(secret, REDACTED)
     return out
+
+
+def _by_shape(text: str) -> str:
+    out = _PEM.sub(f"-----PRIVATE KEY {REDACTED}-----", text)
+    out = _HEADER_LINE.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _INLINE_HEADER.sub(lambda m: m.group(1) + REDACTED, out)
+    out = _QUOTED_PAIR.sub(lambda m: m.group(1) + REDACTED + m.group(3), out)
+    out = _QUERY.sub(lambda m: m.group(1) + REDACTED, out)
+    return _SCHEME.sub(lambda m: m.group(1) + " " + REDACTED, out)
 
 
 def redact_value(value: Any) -> Any:

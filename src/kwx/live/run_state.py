@@ -87,17 +87,20 @@ def close_interrupted(conn: Conn, *, by_run: int | None = None) -> list[int]:
 
 def latest_paper_state(
     conn: Conn, exchange: str, before_run: int
-) -> tuple[int, dict[str, Any]] | None:
-    """The newest saved paper venue state on ``exchange`` from a run before ``before_run``."""
+) -> tuple[int, dict[str, Any], bool] | None:
+    """The newest saved paper venue state on ``exchange`` from a run before ``before_run``:
+    (run id, state, whether that run is still running). Call after :func:`close_interrupted`,
+    so that "running" means a live process."""
     row = conn.execute(
-        "SELECT run_id, venue_state FROM exec.live_runs WHERE mode = 'paper' AND exchange = %s "
-        "AND run_id < %s AND venue_state IS NOT NULL ORDER BY run_id DESC LIMIT 1",
+        "SELECT run_id, venue_state, status = 'running' FROM exec.live_runs "
+        "WHERE mode = 'paper' AND exchange = %s AND run_id < %s AND venue_state IS NOT NULL "
+        "ORDER BY run_id DESC LIMIT 1",
         (exchange, before_run),
     ).fetchone()
     conn.commit()
     if row is None or not isinstance(row[1], dict):
         return None
-    return int(str(row[0])), row[1]
+    return int(str(row[0])), row[1], bool(row[2])
 
 
 def save_paper_state(conn: Conn, run_id: int, state: dict[str, Any], at: dt.datetime) -> None:

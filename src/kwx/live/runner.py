@@ -414,7 +414,14 @@ class LiveRun:
         found = latest_paper_state(self.conn, self.rest.base_url, self.run_id)
         if found is None:
             return
-        run_id, state = found
+        run_id, state, alive = found
+        if alive:
+            # Two processes trading one paper account would each book the other's fills
+            # never, and the later save would silently drop the earlier one's.
+            raise LiveError(
+                f"paper run {run_id} is still trading on {self.rest.base_url}: stop it first "
+                "(or start this one with --fresh)"
+            )
         try:
             self.restored = restore_venue(venue, state, tickers)
         except VenueStateError as exc:
