@@ -71,7 +71,9 @@ def log_likelihood(times: npt.ArrayLike, horizon: float, params: HawkesParams) -
 
 
 @numba.njit(cache=True)
-def _profile(t: F64, horizon: float, beta: float) -> tuple[float, float, float]:
+def _profile(
+    t: F64, horizon: float, beta: float, mu0: float, n0: float
+) -> tuple[float, float, float]:
     """max over (μ, n) of the log-likelihood at fixed β, by projected Newton steps.
 
     At fixed β the intensity is linear in (μ, n), so the log-likelihood is concave in them and
@@ -86,9 +88,9 @@ def _profile(t: F64, horizon: float, beta: float) -> tuple[float, float, float]:
     comp_n = 0.0
     for i in range(m):
         comp_n += 1.0 - math.exp(-beta * (horizon - t[i]))
-    mu = 0.5 * m / horizon
-    n = 0.5
     n_max = 0.98
+    mu = mu0 if mu0 > 0.0 else 0.5 * m / horizon  # a warm start from a nearby β, if given
+    n = min(max(n0, 0.0), n_max) if mu0 > 0.0 else 0.5
 
     def loglik(mu: float, n: float) -> float:
         s = 0.0
@@ -162,8 +164,12 @@ def fit_hawkes(
         raise ValueError("Hawkes event times must be sorted and lie in [0, horizon]")
     h = float(horizon)
 
+    start = [0.0, 0.5]  # the last solution: Newton at the next β starts from it
+
     def value(log_beta: float) -> float:
-        return float(_profile(t, h, math.exp(log_beta))[0])
+        ll, mu, n = _profile(t, h, math.exp(log_beta), start[0], start[1])
+        start[0], start[1] = mu, n
+        return float(ll)
 
     if beta_hint is None:
         points = _LOG_BETA_GRID
@@ -188,7 +194,7 @@ def fit_hawkes(
     candidates = [(grid[k], float(points[k])), (fa, a), (fb, b)]
     _, log_beta = max(candidates)
     beta = math.exp(log_beta)
-    ll, mu, n = _profile(t, h, beta)
+    ll, mu, n = _profile(t, h, beta, start[0], start[1])
     return HawkesParams(float(mu), float(n), beta, loglik=float(ll), n_events=int(t.size))
 
 
