@@ -80,6 +80,7 @@ def _spawn(sim: Simulator, settings: Settings, key_file: Path, tmp: Path) -> sub
             "--no-history",
             "--weather",
             "store",
+            "--no-edge-gate",
             "--json",
         ],
         env=env,

@@ -101,6 +101,7 @@ def _kwx_run(
             "--no-history",
             "--weather",
             "store",
+            "--no-edge-gate",
             "--keep-orders",
             "--json",
         ],

@@ -247,6 +247,13 @@ def run_cmd(
             "and resting orders on this exchange.",
         ),
     ] = False,
+    edge_gate: Annotated[
+        bool,
+        typer.Option(
+            help="Enter only in edge cells measured open (kwx fusion edge); --no-edge-gate "
+            "enters wherever the signals do (a mechanics check, not a measured edge)."
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = (
         False
     ),
@@ -260,6 +267,7 @@ def run_cmd(
     from kwx.sources.kalshi_rest import KalshiRest
     from kwx.store import migrate
     from kwx.store.engine import StoreError, connect
+    from kwx.strategy.config import ExecutionConfig, StrategyConfig
 
     if mode not in ("paper", "live"):
         raise _fail(f"--mode: expected paper or live, got {mode!r}")
@@ -316,6 +324,7 @@ def run_cmd(
         allow_live=live,
         weather="live" if weather == "live" else "store",
         restore_paper=not fresh,
+        config=StrategyConfig(execution=ExecutionConfig(edge_gate=edge_gate)),
     )
 
     def on_signal(signum: int, frame: object) -> None:
