@@ -335,12 +335,38 @@ def _sample_batches() -> dict[str, tuple[Writer, pd.DataFrame, dict[str, object]
             ),
             {},
         ),
+        "guidance": (
+            writers.GUIDANCE,
+            pd.DataFrame(
+                {
+                    "city": "chicago",
+                    "station": "KMDW",
+                    "model": ["gfs_mos", "nam_mos"],
+                    "issued_at": pd.Timestamp("2024-07-01 16:00", tz="UTC"),
+                    "target_date": dt.date(2024, 7, 2),
+                    "tmax_f": [88.0, 86.0],
+                    "spread_f": [None, None],
+                    "source": "file",
+                    "extra": ['{"run_at": "2024-07-01T12:00:00+00:00"}', None],
+                }
+            ),
+            {},
+        ),
     }
 
 
 SAMPLES = _sample_batches()
 # Upserts guarded by "changed?" (or insert-if-absent) report 0 rows for an unchanged rewrite.
-GUARDED = {"trades", "markets", "events", "series", "settlements", "products", "bad_input"}
+GUARDED = {
+    "trades",
+    "markets",
+    "events",
+    "series",
+    "settlements",
+    "products",
+    "bad_input",
+    "guidance",
+}
 
 
 def test_every_writer_has_a_sample() -> None:
