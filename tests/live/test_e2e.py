@@ -248,6 +248,13 @@ def _norm(value: Any) -> Any:
     return value
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known divergence (issue 13 → 14): the backtest's maker fills now need a print "
+    "through the limit and its takers are depth-limited, while the simulator's own matching "
+    "(sim/fills.py 'cross') still fills at the limit and any size; paper and the simulator "
+    "agree again once both use the one venue core of issue 14 (strict: an XPASS fails)",
+)
 def test_paper_makes_the_same_decisions(live: Outcome, paper: Outcome) -> None:
     def seq(o: Outcome) -> list[str]:
         return [
